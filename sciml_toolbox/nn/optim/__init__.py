@@ -1,0 +1,3 @@
+"""torch optimizers: AdEMAMix and landing on the generalized Stiefel manifold."""
+
+__all__: list[str] = []
