@@ -467,13 +467,19 @@ def irfft(x, n=None, axis=-1):
     return _fft(xp).irfft(x, n=n, axis=axis)
 
 
+def _as_complex(x, xp):
+    if xp.isdtype(x.dtype, "real floating"):
+        return xp.astype(x, xp.complex64 if x.dtype == xp.float32 else xp.complex128)
+    return x
+
+
 def fft(x, n=None, axis=-1):
-    """Complex FFT along ``axis``."""
+    """Complex FFT along ``axis`` (real input is promoted to complex first)."""
     xp = get_namespace(x)
-    return _fft(xp).fft(x, n=n, axis=axis)
+    return _fft(xp).fft(_as_complex(x, xp), n=n, axis=axis)
 
 
 def ifft(x, n=None, axis=-1):
-    """Inverse complex FFT along ``axis``."""
+    """Inverse complex FFT along ``axis`` (real input is promoted to complex first)."""
     xp = get_namespace(x)
-    return _fft(xp).ifft(x, n=n, axis=axis)
+    return _fft(xp).ifft(_as_complex(x, xp), n=n, axis=axis)

@@ -22,9 +22,8 @@ def _namespaces(device):
     except ImportError:
         pass
     try:
-        import torch
-
         import array_api_compat.torch as tx
+        import torch
 
         dev = "cuda" if device == "cuda" and torch.cuda.is_available() else "cpu"
         out.append((f"torch-{dev}", tx, dev))

@@ -10,8 +10,8 @@ skipped, one that fails to import is reported as a failed demo.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 __all__ = ["Demo", "register_demo", "get_demos", "DEMO_MODULES"]
 
