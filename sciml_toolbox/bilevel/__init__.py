@@ -1,0 +1,32 @@
+"""Hypergradients by implicit differentiation, preconditioned or reparameterized, and tuners.
+
+Implements the estimators studied by Ye, Peyre, Cremers & Ablin (2024), "Enhancing
+hypergradients estimation: a study of preconditioning and reparameterization" (AISTATS), on
+array-API problems (NumPy, CuPy, torch, array_api_strict), and scikit-learn estimators that learn
+per-feature regularisation by hypergradient descent.
+"""
+
+from ._autograd import AutogradProblem
+from ._hypergradient import (
+    HYPERGRADIENT_METHODS,
+    InnerResult,
+    conjugate_gradient,
+    hypergradient,
+    solve_inner,
+    unrolled_hypergradient,
+)
+from ._problems import BilevelProblem, LogisticProblem, QuadraticProblem, RidgeProblem
+
+__all__ = [
+    "AutogradProblem",
+    "BilevelProblem",
+    "HYPERGRADIENT_METHODS",
+    "InnerResult",
+    "LogisticProblem",
+    "QuadraticProblem",
+    "RidgeProblem",
+    "conjugate_gradient",
+    "hypergradient",
+    "solve_inner",
+    "unrolled_hypergradient",
+]
