@@ -1,0 +1,32 @@
+"""Landing on the (random) generalized Stiefel manifold: GEVP, stochastic CCA and ICA.
+
+Optimisation under :math:`X^\\top B X = I_p` without retractions (Vary, Ablin, Gao & Absil,
+ICML 2024), where B may be known only through minibatch products :math:`B_\\zeta X`.
+"""
+
+from ._gevp import generalized_eigh
+from ._landing import (
+    landing_direction,
+    landing_step,
+    normal_direction,
+    penalty,
+    plam_direction,
+    relative_gradient,
+    riemannian_gradient,
+    safe_step_size,
+)
+from ._retraction import cholesky_retraction, polar_retraction
+
+__all__ = [
+    "generalized_eigh",
+    "landing_direction",
+    "landing_step",
+    "normal_direction",
+    "penalty",
+    "plam_direction",
+    "relative_gradient",
+    "riemannian_gradient",
+    "safe_step_size",
+    "cholesky_retraction",
+    "polar_retraction",
+]

@@ -1,0 +1,370 @@
+r"""The landing field on the (random) generalized Stiefel manifold and its safe step.
+
+The generalized Stiefel manifold is :math:`\mathrm{St}_B(p, n) = \{X \in \mathbb{R}^{n\times p} :
+X^\top B X = I_p\}` for a symmetric positive-definite :math:`B`. Landing methods [1]_ never
+retract onto it: they follow the field
+
+.. math:: \Lambda(X) = \Psi_B(X) + \omega \nabla \mathcal{N}(X),
+
+where :math:`\mathcal{N}(X) = \tfrac14\|X^\top B X - I_p\|_F^2` penalises the distance to the
+manifold, :math:`\nabla\mathcal{N}(X) = BX(X^\top B X - I_p)`, and :math:`\Psi_B` is a
+"relative" gradient of the objective that is B-orthogonal to the normal direction. Every
+quantity is built from the products ``BX`` (and ``B @ direction`` for the safe step), so ``B``
+may be a dense matrix, an operator, or a random estimate :math:`B_\zeta` seen through a
+minibatch, :math:`B_\zeta X = A_b^\top (A_b X) / r`.
+
+All functions take and return arrays of any array-API namespace (NumPy, torch, CuPy,
+array_api_strict) and keep the caller's namespace and device.
+
+Derivation of the safe step
+---------------------------
+Write :math:`h = X^\top B X - I_p`, :math:`d = \|h\|_F`, and take the step
+:math:`X^+ = X - \eta\Lambda`. Expanding the quadratic form exactly,
+
+.. math::
+    h^+ = (X^+)^\top B X^+ - I_p = h - \eta S + \eta^2 \Lambda^\top B \Lambda, \qquad
+    S = X^\top B\Lambda + \Lambda^\top B X .
+
+For the relative gradient :math:`X^\top B \Psi_B(X) = (BX)^\top \mathrm{skew}(GX^\top B)(BX)`
+is skew-symmetric, so only the normal part contributes to :math:`S`:
+:math:`S = \omega(Mh + hM)` with :math:`M = (BX)^\top BX`. By the triangle inequality
+:math:`\|h^+\|_F \le \|h - \eta S\|_F + \eta^2\|\Lambda^\top B\Lambda\|_F`, and since
+:math:`\Lambda^\top B \Lambda \succeq 0` its Frobenius norm is at most its trace
+:math:`q = \mathrm{tr}(\Lambda^\top B\Lambda) \le \lambda_{\max}(B)\|\Lambda\|_F^2`. With
+:math:`c_1 = \langle h, S\rangle`, :math:`c_2 = \|S\|_F^2`, the first term is exactly
+:math:`\sqrt{d^2 - 2\eta c_1 + \eta^2 c_2}`. Two bounds of it give two safe steps:
+
+(a) Split :math:`S` into its component along :math:`h` and the rest:
+:math:`d^2 - 2\eta c_1 + \eta^2 c_2 = (d - \eta b)^2 + \eta^2 e^2` with :math:`b = c_1/d` and
+:math:`e^2 = c_2 - c_1^2/d^2 \ge 0` (Cauchy-Schwarz), so
+:math:`\|h - \eta S\|_F \le |d - \eta b| + \eta e = \max(u_1, u_2) - \eta^2 q` where
+:math:`u_{1,2}(\eta) = \pm(d - \eta b) + \eta e + \eta^2 q`. Both are convex quadratics with
+:math:`u_{1,2}(0) = \pm d \le \varepsilon`, so :math:`\|h^+\|_F \le \varepsilon` on
+:math:`[0, \min(\eta_1, \eta_2)]` with the largest roots of :math:`u_i = \varepsilon`:
+
+.. math:: \eta_1 = \frac{(b - e) + \sqrt{(b - e)^2 + 4q(\varepsilon - d)}}{2q}, \qquad
+    \eta_2 = \frac{-(b + e) + \sqrt{(b + e)^2 + 4q(\varepsilon + d)}}{2q}.
+
+This bound stays informative as :math:`d \to 0` (:math:`b` and :math:`e` are at most
+:math:`\|S\|_F`), where it tends to the exact :math:`\sqrt{\varepsilon/q}` when :math:`S = 0`.
+
+(b) The square root is concave, so it lies below its tangent at :math:`d^2`:
+:math:`\|h - \eta S\|_F \le d - \eta c_1/d + \eta^2 c_2/(2d)`, hence
+:math:`\|h^+\|_F \le d - \beta\eta + \alpha\eta^2` with :math:`\beta = c_1/d`,
+:math:`\alpha = c_2/(2d) + q`, which is :math:`\le\varepsilon` up to
+
+.. math:: \eta_3 = \frac{\beta + \sqrt{\beta^2 + 4\alpha(\varepsilon - d)}}{2\alpha}.
+
+This is tight when :math:`S` is nearly parallel to :math:`h` (the relative-gradient case with
+a well-conditioned :math:`M`) and is the analogue for :math:`B \ne I` of the safe step of
+Ablin & Peyré [2]_ (there :math:`\beta = \lambda d(1-d)` bounds :math:`c_1/d` with
+:math:`M \succeq (1-d)I` when :math:`B = I`) and of Lemma 2.4 of [1]_.
+
+Both bounds hold, so :func:`safe_step_size` returns :math:`\eta^\star = \max(\min(\eta_1,
+\eta_2), \eta_3)`. Every constant is computed from :math:`p\times p` matrices and the scalar
+:math:`q`; no eigenvalue of :math:`B` is needed (the constant :math:`L_\mathcal{N}` of [1]_,
+a smoothness constant of :math:`\mathcal{N}` over the safe region, is replaced by the exact
+second-order term :math:`\Lambda^\top B\Lambda` of the quartic :math:`\mathcal{N}`). The bound
+holds for any direction (Riemannian and PLAM variants included) through the general :math:`S`.
+When the iterate is outside the region (:math:`d > \varepsilon`), the minimiser
+:math:`\beta/(2\alpha)` of bound (b) is returned: it strictly decreases the bound when
+:math:`\beta > 0`, which always holds for the relative gradient
+(:math:`c_1 = 2\omega\,\mathrm{tr}(hMh) \ge 0`).
+
+References
+----------
+.. [1] S. Vary, P. Ablin, B. Gao, P.-A. Absil, "Optimization without retraction on the random
+   generalized Stiefel manifold", ICML 2024 (arXiv:2405.01702).
+.. [2] P. Ablin, G. Peyré, "Fast and accurate optimization on the orthogonal manifold without
+   retraction", AISTATS 2022.
+"""
+
+from __future__ import annotations
+
+from .._array_api import get_namespace
+
+__all__ = [
+    "penalty",
+    "normal_direction",
+    "relative_gradient",
+    "riemannian_gradient",
+    "plam_direction",
+    "landing_direction",
+    "safe_step_size",
+    "landing_step",
+]
+
+_GRADIENTS = ("relative", "riemannian")
+
+
+def _sym(M, xp):
+    return 0.5 * (M + M.T)
+
+
+def _eye(p, like, xp):
+    return xp.eye(p, dtype=like.dtype, device=like.device)
+
+
+def constraint_matrix(X, BX):
+    """:math:`X^\\top B X - I_p` from ``X`` and ``BX``, shape (p, p)."""
+    xp = get_namespace(X, BX)
+    return X.T @ BX - _eye(X.shape[1], X, xp)
+
+
+def penalty(X, BX):
+    r"""The penalty :math:`\mathcal{N}(X) = \frac14 \|X^\top B X - I_p\|_F^2`.
+
+    Parameters
+    ----------
+    X : array, shape (n, p)
+        Current point.
+    BX : array, shape (n, p)
+        The product ``B @ X`` (or a stochastic estimate ``B_zeta @ X``).
+
+    Returns
+    -------
+    value : array, shape ()
+        0-d array in the namespace of ``X``.
+    """
+    xp = get_namespace(X, BX)
+    h = constraint_matrix(X, BX)
+    return 0.25 * xp.sum(h * h)
+
+
+def normal_direction(X, BX):
+    r"""Gradient of the penalty, :math:`\nabla\mathcal{N}(X) = BX\,(X^\top B X - I_p)`.
+
+    Parameters
+    ----------
+    X, BX : array, shape (n, p)
+        Point and the product ``B @ X``.
+
+    Returns
+    -------
+    grad : array, shape (n, p)
+    """
+    return BX @ constraint_matrix(X, BX)
+
+
+def relative_gradient(X, G, BX):
+    r"""Relative ("preconditioned") gradient :math:`\Psi_B(X) = \mathrm{skew}(GX^\top B)\,BX`.
+
+    Computed as :math:`\tfrac12\,(G\,(BX)^\top BX - BX\,G^\top BX)` with matrix products only
+    (:math:`O(np^2)` on top of ``BX``); the factor 2 of [1]_ is absorbed in the step size.
+    ``X^T B Psi`` is skew-symmetric, so this direction does not move the constraint to first
+    order.
+
+    Parameters
+    ----------
+    X : array, shape (n, p)
+        Current point (only its shape enters).
+    G : array, shape (n, p)
+        Euclidean gradient of the objective at ``X``.
+    BX : array, shape (n, p)
+        ``B @ X`` or its stochastic estimate.
+
+    Returns
+    -------
+    psi : array, shape (n, p)
+
+    References
+    ----------
+    .. [1] Vary, Ablin, Gao, Absil, ICML 2024, Eq. (6).
+    """
+    return 0.5 * (G @ (BX.T @ BX) - BX @ (G.T @ BX))
+
+
+def riemannian_gradient(X, G, BinvG):
+    r"""Riemannian gradient on :math:`\mathrm{St}_B` for the metric :math:`\langle U, V\rangle_B
+    = \mathrm{tr}(U^\top B V)`: :math:`B^{-1}G - X\,\mathrm{sym}(X^\top G)`.
+
+    Parameters
+    ----------
+    X : array, shape (n, p)
+        Point (B-orthonormal for this to be the exact Riemannian gradient).
+    G : array, shape (n, p)
+        Euclidean gradient.
+    BinvG : array, shape (n, p)
+        ``B^{-1} @ G`` (needs a solve with B: this variant cannot use a random B).
+
+    Returns
+    -------
+    grad : array, shape (n, p)
+
+    References
+    ----------
+    H. Sato, K. Aihara, "Cholesky QR-based retraction on the generalized Stiefel manifold",
+    Comput. Optim. Appl. 72 (2019).
+    """
+    xp = get_namespace(X, G, BinvG)
+    return BinvG - X @ _sym(X.T @ G, xp)
+
+
+def plam_direction(X, G, BX, *, omega):
+    r"""PLAM direction :math:`G - \tfrac12 BX(X^\top G + G^\top X) + \omega BX(X^\top BX - I)`.
+
+    The parallelizable augmented-Lagrangian method of Gao, Liu, Chen & Yuan (SIAM J. Sci.
+    Comput. 41, 2019), written for :math:`X^\top B X = I` as in [1]_ (Vary et al. 2024).
+
+    Parameters
+    ----------
+    X, G, BX : array, shape (n, p)
+        Point, Euclidean gradient and ``B @ X``.
+    omega : float
+        Penalty weight.
+
+    Returns
+    -------
+    direction : array, shape (n, p)
+    """
+    xp = get_namespace(X, G, BX)
+    h = constraint_matrix(X, BX)
+    return G - BX @ _sym(X.T @ G, xp) + omega * (BX @ h)
+
+
+def landing_direction(X, G, BX, *, omega=1.0, gradient="relative", BinvG=None):
+    r"""The landing field :math:`\Lambda(X) = \Psi(X) + \omega\, BX(X^\top BX - I_p)`.
+
+    Parameters
+    ----------
+    X : array, shape (n, p)
+        Current point.
+    G : array, shape (n, p)
+        Euclidean gradient of the objective at ``X`` (or a stochastic estimate).
+    BX : array, shape (n, p)
+        ``B @ X`` or a stochastic estimate ``B_zeta @ X``.
+    omega : float, default=1.0
+        Weight of the normal (penalty) direction.
+    gradient : {'relative', 'riemannian'}, default='relative'
+        ``'relative'`` uses :func:`relative_gradient` (matrix products only, works with a random
+        B); ``'riemannian'`` uses :func:`riemannian_gradient` and needs ``BinvG``.
+    BinvG : array, shape (n, p), optional
+        ``B^{-1} @ G``; required for ``gradient='riemannian'``.
+
+    Returns
+    -------
+    direction : array, shape (n, p)
+        The step is ``X - learning_rate * direction``.
+    """
+    if gradient == "relative":
+        psi = relative_gradient(X, G, BX)
+    elif gradient == "riemannian":
+        if BinvG is None:
+            raise ValueError("BinvG is required for gradient='riemannian' (B^{-1} @ G)")
+        psi = riemannian_gradient(X, G, BinvG)
+    else:
+        raise ValueError(f"gradient must be one of {_GRADIENTS}, got {gradient!r}")
+    return psi + omega * normal_direction(X, BX)
+
+
+def safe_step_size(X, BX, direction, curvature, *, epsilon=0.5, symmetric_part=None):
+    r"""Largest step keeping :math:`\|X^\top BX - I\|_F \le \varepsilon` after the step.
+
+    Implements :math:`\eta^\star = \max(\min(\eta_1, \eta_2), \eta_3)` derived in the
+    module docstring: for every :math:`0 \le \eta \le \eta^\star`,
+    :math:`X^+ = X - \eta\,\mathrm{direction}` satisfies
+    :math:`\|(X^+)^\top B X^+ - I\|_F \le \varepsilon` whenever
+    :math:`\|X^\top B X - I\|_F \le \varepsilon` (for the B whose products are passed; with a
+    random :math:`B_\zeta` the guarantee is for :math:`B_\zeta`).
+
+    Parameters
+    ----------
+    X : array, shape (n, p)
+        Current point.
+    BX : array, shape (n, p)
+        ``B @ X``.
+    direction : array, shape (n, p)
+        Any update direction :math:`\Lambda` (landing, Riemannian, PLAM).
+    curvature : float or array, shape ()
+        An upper bound :math:`q \ge \|\Lambda^\top B \Lambda\|_F`, for example the exact
+        ``sum(direction * (B @ direction))`` or ``lambda_max(B) * ||direction||_F^2``.
+    epsilon : float, default=0.5
+        Radius of the safe region.
+    symmetric_part : array, shape (p, p), optional
+        :math:`S = X^\top B\Lambda + \Lambda^\top BX` if already known (computed otherwise,
+        :math:`O(np^2)`).
+
+    Returns
+    -------
+    eta : array, shape ()
+        The safe step (0-d array of the namespace of ``X``). Outside the region it is the step
+        that minimises bound (b) on the next violation.
+    """
+    xp = get_namespace(X, BX, direction)
+    h = constraint_matrix(X, BX)
+    if symmetric_part is None:
+        C = BX.T @ direction
+        symmetric_part = C + C.T
+    S = symmetric_part
+    tiny = float(xp.finfo(X.dtype).tiny) ** 0.5
+    d = xp.sqrt(xp.sum(h * h))
+    d_safe = xp.clip(d, min=tiny)
+    c1 = xp.sum(h * S)
+    c2 = xp.sum(S * S)
+    q = xp.clip(xp.asarray(curvature, dtype=X.dtype, device=X.device), min=tiny)
+    # bound (a): |d - eta b| + eta e + eta^2 q
+    b = c1 / d_safe
+    e = xp.sqrt(xp.clip(c2 - b * b, min=0.0))
+    eta1 = ((b - e) + xp.sqrt(xp.clip((b - e) ** 2 + 4.0 * q * (epsilon - d), min=0.0))) / (2 * q)
+    eta2 = (-(b + e) + xp.sqrt((b + e) ** 2 + 4.0 * q * (epsilon + d))) / (2 * q)
+    eta_a = xp.clip(xp.minimum(eta1, eta2), min=0.0)
+    # bound (b): tangent of the square root at d^2
+    alpha = c2 / (2.0 * d_safe) + q
+    disc = b * b + 4.0 * alpha * (epsilon - d)
+    eta_b = (b + xp.sqrt(xp.clip(disc, min=0.0))) / (2.0 * alpha)
+    inside = xp.maximum(eta_a, eta_b)
+    outside = xp.clip(b, min=0.0) / (2.0 * alpha)
+    return xp.where(d <= epsilon, inside, outside)
+
+
+def landing_step(
+    X,
+    G,
+    BX,
+    *,
+    learning_rate,
+    omega=1.0,
+    B=None,
+    epsilon=0.5,
+    gradient="relative",
+    BinvG=None,
+    curvature=None,
+):
+    r"""One landing update :math:`X^+ = X - \min(\eta, \eta^\star)\,\Lambda(X)`.
+
+    Parameters
+    ----------
+    X, G, BX : array, shape (n, p)
+        Point, Euclidean gradient and ``B @ X`` (or ``B_zeta @ X``).
+    learning_rate : float
+        Step :math:`\eta`.
+    omega : float, default=1.0
+        Weight of the normal direction.
+    B : callable or array, shape (n, n), optional
+        Used only to compute the exact curvature ``tr(Lambda^T B Lambda)`` for the safe step
+        when ``curvature`` is not given.
+    epsilon : float or None, default=0.5
+        Safe-region radius; ``None`` disables the safe step.
+    gradient : {'relative', 'riemannian'}, default='relative'
+    BinvG : array, shape (n, p), optional
+        ``B^{-1} G`` for the Riemannian variant.
+    curvature : float, optional
+        Upper bound on :math:`\|\Lambda^\top B\Lambda\|_F` (see :func:`safe_step_size`).
+
+    Returns
+    -------
+    X_new : array, shape (n, p)
+    step : float or array, shape ()
+        The step actually taken.
+    """
+    direction = landing_direction(X, G, BX, omega=omega, gradient=gradient, BinvG=BinvG)
+    if epsilon is None:
+        return X - learning_rate * direction, learning_rate
+    xp = get_namespace(X)
+    if curvature is None:
+        if B is None:
+            raise ValueError("landing_step needs B or curvature when epsilon is set")
+        BD = B(direction) if callable(B) else B @ direction
+        curvature = xp.sum(direction * BD)
+    eta = xp.clip(safe_step_size(X, BX, direction, curvature, epsilon=epsilon), max=learning_rate)
+    return X - eta * direction, eta

@@ -1,0 +1,311 @@
+"""Independent checks of the landing core: SciPy, closed forms, autograd, finite differences."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg as sl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sciml_toolbox.stiefel import (
+    cholesky_retraction,
+    generalized_eigh,
+    landing_direction,
+    normal_direction,
+    penalty,
+    polar_retraction,
+    relative_gradient,
+    riemannian_gradient,
+    safe_step_size,
+)
+
+
+def _spd(n, evals, rng):
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return (Q * evals) @ Q.T
+
+
+def _pencil(n=40, cond_b=5.0, seed=0):
+    rng = np.random.default_rng(seed)
+    A = _spd(n, np.linspace(1.0, 0.01, n), rng)
+    B = _spd(n, np.exp(np.log(1.0 / cond_b) * np.linspace(0, 1, n)), rng)
+    return A / np.linalg.norm(A), B / np.linalg.norm(B)
+
+
+def _sin_max_angle(U, V):
+    """Sine of the largest principal angle between span(U) and span(V) (Euclidean)."""
+    Qu, _ = np.linalg.qr(U)
+    Qv, _ = np.linalg.qr(V)
+    return np.linalg.norm(Qv - Qu @ (Qu.T @ Qv), 2)
+
+
+def _b_orth(X, B):
+    L = np.linalg.cholesky(X.T @ B @ X)
+    return np.linalg.solve(L, X.T).T
+
+
+@pytest.mark.parametrize("method", ["landing", "riemannian", "plam", "exact"])
+def test_generalized_eigh_matches_scipy(method):
+    n, p = 40, 4
+    A, B = _pencil(n)
+    w_ref, V_ref = sl.eigh(A, B, subset_by_index=[n - p, n - 1])
+    w, V = generalized_eigh(A, B, p, method=method, tol=1e-12, max_iter=20000, random_state=0)
+    assert _sin_max_angle(V_ref, V) < 1e-6
+    np.testing.assert_allclose(w, w_ref[::-1], rtol=1e-9)
+    np.testing.assert_allclose(V.T @ B @ V, np.eye(p), atol=1e-10)
+    # each eigenvector, up to sign
+    signs = np.sign(np.sum(V * V_ref[:, ::-1], axis=0))
+    np.testing.assert_allclose(V * signs, V_ref[:, ::-1], atol=1e-5)
+
+
+def test_generalized_eigh_riemannian_landing_variant_and_polar():
+    n, p = 30, 3
+    A, B = _pencil(n, seed=1)
+    w_ref, V_ref = sl.eigh(A, B, subset_by_index=[n - p, n - 1])
+    w, V = generalized_eigh(A, B, p, gradient="riemannian", tol=1e-12, max_iter=20000,
+                            random_state=1)
+    assert _sin_max_angle(V_ref, V) < 1e-6
+    w, V = generalized_eigh(A, B, p, method="riemannian", retraction="polar", tol=1e-12,
+                            max_iter=20000, random_state=1)
+    assert _sin_max_angle(V_ref, V) < 1e-6
+
+
+def test_generalized_eigh_callables_match_dense():
+    n, p = 30, 3
+    A, B = _pencil(n, seed=2)
+    w_ref, V_ref = sl.eigh(A, B, subset_by_index=[n - p, n - 1])
+    w, V = generalized_eigh(lambda V: A @ V, lambda V: B @ V, p, n_features=n, tol=1e-12,
+                            max_iter=20000, random_state=0)
+    assert _sin_max_angle(V_ref, V) < 1e-6
+
+
+def test_generalized_eigh_constraint_violation_goes_to_zero():
+    n, p = 30, 3
+    A, B = _pencil(n, seed=3)
+    rng = np.random.default_rng(0)
+    X0 = rng.standard_normal((n, p))  # far from the manifold: B-orthonormalised inside
+    _, _, hist = generalized_eigh(A, B, p, X0=X0, tol=1e-12, max_iter=20000,
+                                  return_history=True, epsilon=None)
+    assert hist["violation"][-1] < 1e-20
+    f_star = -0.5 * np.sum(sl.eigh(A, B, subset_by_index=[n - p, n - 1])[0])
+    assert abs(hist["objective"][-1] - f_star) < 1e-10 * abs(f_star)
+
+
+def test_relative_gradient_equals_skew_formula():
+    rng = np.random.default_rng(0)
+    n, p = 12, 3
+    _, B = _pencil(n)
+    X = rng.standard_normal((n, p))
+    G = rng.standard_normal((n, p))
+    M = G @ X.T @ B
+    naive = 0.5 * (M - M.T) @ B @ X  # skew(G X^T B) B X, from the definition
+    np.testing.assert_allclose(relative_gradient(X, G, B @ X), naive, atol=1e-12)
+    # X^T B Psi is skew: the relative gradient is tangent to first order
+    T = X.T @ B @ naive
+    np.testing.assert_allclose(T + T.T, 0, atol=1e-12)
+
+
+def test_normal_direction_is_gradient_of_penalty_finite_differences():
+    rng = np.random.default_rng(1)
+    n, p = 10, 3
+    _, B = _pencil(n)
+    X = rng.standard_normal((n, p))
+    E = rng.standard_normal((n, p))
+
+    def N(Z):
+        h = Z.T @ B @ Z - np.eye(p)
+        return 0.25 * np.sum(h * h)
+
+    assert abs(float(penalty(X, B @ X)) - N(X)) < 1e-12
+    t = 1e-6
+    fd = (N(X + t * E) - N(X - t * E)) / (2 * t)
+    an = np.sum(normal_direction(X, B @ X) * E)
+    assert abs(fd - an) < 1e-6 * max(1.0, abs(an))
+
+
+def test_normal_direction_autograd():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    n, p = 9, 2
+    _, B = _pencil(n)
+    Xt = torch.tensor(rng.standard_normal((n, p)), requires_grad=True)
+    Bt = torch.tensor(B)
+    h = Xt.T @ Bt @ Xt - torch.eye(p, dtype=Bt.dtype)
+    (0.25 * (h * h).sum()).backward()
+    X = Xt.detach()
+    np.testing.assert_allclose(normal_direction(X, Bt @ X).numpy(), Xt.grad.numpy(), atol=1e-12)
+
+
+def test_riemannian_gradient_properties():
+    """Tangent on the manifold and <grad, xi>_B = <G, xi> for tangent xi (Riesz identity)."""
+    rng = np.random.default_rng(3)
+    n, p = 15, 4
+    _, B = _pencil(n)
+    X = _b_orth(rng.standard_normal((n, p)), B)
+    G = rng.standard_normal((n, p))
+    R = riemannian_gradient(X, G, np.linalg.solve(B, G))
+    T = X.T @ B @ R
+    np.testing.assert_allclose(T + T.T, 0, atol=1e-10)
+    # tangent vector: xi = Z - X sym(X^T B Z)
+    Z = rng.standard_normal((n, p))
+    S = X.T @ B @ Z
+    xi = Z - X @ (0.5 * (S + S.T))
+    assert abs(np.sum(R * (B @ xi)) - np.sum(G * xi)) < 1e-10
+
+
+def test_landing_fixed_points_are_critical_points():
+    """At the exact eigenvectors the landing field vanishes; at a random B-orthonormal point it
+    does not."""
+    n, p = 20, 3
+    A, B = _pencil(n, seed=4)
+    _, V = sl.eigh(A, B, subset_by_index=[n - p, n - 1])
+    D = landing_direction(V, -A @ V, B @ V, omega=1.0)
+    assert np.linalg.norm(D) < 1e-12
+    X = _b_orth(np.random.default_rng(0).standard_normal((n, p)), B)
+    assert np.linalg.norm(landing_direction(X, -A @ X, B @ X, omega=1.0)) > 1e-3
+
+
+@pytest.mark.parametrize("retract", [cholesky_retraction, polar_retraction])
+def test_retractions_are_b_orthonormal_and_keep_span(retract):
+    rng = np.random.default_rng(5)
+    n, p = 20, 4
+    _, B = _pencil(n)
+    Y = rng.standard_normal((n, p))
+    X, BX = retract(Y, B @ Y)
+    np.testing.assert_allclose(X.T @ B @ X, np.eye(p), atol=1e-12)
+    np.testing.assert_allclose(BX, B @ X, atol=1e-12)
+    assert _sin_max_angle(Y, X) < 1e-10
+    if retract is polar_retraction:  # closed form Y (Y^T B Y)^{-1/2}
+        np.testing.assert_allclose(X, Y @ np.real(sl.inv(sl.sqrtm(Y.T @ B @ Y))), atol=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(2, 12),
+    p_frac=st.floats(0.1, 1.0),
+    cond=st.floats(1.0, 1e3),
+    radius=st.floats(0.0, 1.0),
+    eps=st.floats(0.05, 1.0),
+    omega=st.floats(0.0, 100.0),
+    lr=st.floats(1e-3, 1e3),
+    grad_scale=st.floats(1e-3, 1e3),
+    variant=st.sampled_from(["relative", "riemannian", "plam"]),
+)
+def test_safe_step_keeps_iterate_in_safe_region(
+    seed, n, p_frac, cond, radius, eps, omega, lr, grad_scale, variant
+):
+    """Hypothesis: starting with ||X^T B X - I|| <= eps, any step <= the safe step stays there."""
+    rng = np.random.default_rng(seed)
+    p = max(1, int(round(p_frac * n)))
+    B = _spd(n, np.exp(np.log(1.0 / cond) * rng.uniform(0, 1, n)), rng)
+    X = _b_orth(rng.standard_normal((n, p)), B)
+    # move off the manifold to a prescribed distance radius * eps
+    H = rng.standard_normal((p, p))
+    H = 0.5 * (H + H.T)
+    H *= radius * eps / max(np.linalg.norm(H), 1e-300)
+    H = H * 0.99
+    w, U = np.linalg.eigh(np.eye(p) + H)
+    if w.min() <= 0:
+        return
+    X = X @ (U * np.sqrt(w)) @ U.T  # X^T B X = I + H exactly
+    d0 = np.linalg.norm(X.T @ B @ X - np.eye(p))
+    assert d0 <= eps * (1 + 1e-9)
+    G = grad_scale * rng.standard_normal((n, p))
+    BX = B @ X
+    if variant == "relative":
+        D = landing_direction(X, G, BX, omega=omega)
+    elif variant == "riemannian":
+        D = landing_direction(X, G, BX, omega=omega, gradient="riemannian",
+                              BinvG=np.linalg.solve(B, G))
+    else:
+        from sciml_toolbox.stiefel import plam_direction
+
+        D = plam_direction(X, G, BX, omega=omega)
+    eta_star = float(safe_step_size(X, BX, D, np.sum(D * (B @ D)), epsilon=eps))
+    assert eta_star >= 0
+    for frac in (1.0, 0.5, 0.1):
+        eta = min(lr, eta_star) * frac
+        Xn = X - eta * D
+        d1 = np.linalg.norm(Xn.T @ B @ Xn - np.eye(p))
+        assert d1 <= eps * (1 + 1e-7) + 1e-10, (d0, d1, eta, eta_star)
+
+
+def test_safe_step_with_lambda_max_bound_and_is_not_vacuous():
+    """The bound q = lambda_max(B) ||D||^2 is also safe; and the safe step is not tiny: a step
+    twice as long can leave the region (the bound is reasonably tight)."""
+    rng = np.random.default_rng(7)
+    n, p = 10, 3
+    _, B = _pencil(n)
+    X = _b_orth(rng.standard_normal((n, p)), B)
+    D = 10.0 * rng.standard_normal((n, p))
+    eps = 0.5
+    q = np.linalg.eigvalsh(B)[-1] * np.sum(D * D)
+    eta = float(safe_step_size(X, B @ X, D, q, epsilon=eps))
+    Xn = X - eta * D
+    assert np.linalg.norm(Xn.T @ B @ Xn - np.eye(p)) <= eps + 1e-12
+    etas = np.linspace(eta, 50 * eta, 200)
+    viol = [np.linalg.norm((X - e * D).T @ B @ (X - e * D) - np.eye(p)) for e in etas]
+    assert max(viol) > eps  # a longer step does leave the region
+
+
+def test_landing_ica_amari_laplace():
+    from sciml_toolbox.stiefel import LandingICA
+
+    rng = np.random.default_rng(0)
+    n, d = 20000, 5
+    S = rng.laplace(size=(n, d))
+    Amix = rng.standard_normal((d, d))
+    X = S @ Amix.T
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ica = LandingICA(n_components=d, batch_size=1000, max_epochs=30, random_state=0).fit(X)
+    W = ica.components_
+    P = W @ Amix
+    Pa = np.abs(P)
+
+    def s(r):
+        return np.sum(np.sum(r**2, axis=1) / np.max(r**2, axis=1) - 1)
+
+    amari = (s(Pa) + s(Pa.T)) / (2 * d)
+    assert amari < 0.05
+    # whitening constraint: W Cov W^T = I approximately
+    C = np.cov(X, rowvar=False, bias=True)
+    np.testing.assert_allclose(W @ C @ W.T, np.eye(d), atol=0.05)
+
+
+def _closed_form_cca(X, Y, p, reg):
+    Xc = X - X.mean(0)
+    Yc = Y - Y.mean(0)
+    n = X.shape[0]
+    Sxx = Xc.T @ Xc / n + reg * np.eye(X.shape[1])
+    Syy = Yc.T @ Yc / n + reg * np.eye(Y.shape[1])
+    Sxy = Xc.T @ Yc / n
+    Wx = np.real(sl.inv(sl.sqrtm(Sxx)))
+    Wy = np.real(sl.inv(sl.sqrtm(Syy)))
+    U, s, Vt = np.linalg.svd(Wx @ Sxy @ Wy)
+    return s[:p], Wx @ U[:, :p], Wy @ Vt[:p].T
+
+
+def test_landing_cca_full_batch_matches_closed_form():
+    from sklearn.datasets import load_digits
+
+    from sciml_toolbox.stiefel import LandingCCA
+
+    X = load_digits().data
+    X = X / 16.0
+    Xl, Xr = X[:, :32], X[:, 32:]
+    p, reg = 3, 1e-2
+    s_ref, Wx_ref, Wy_ref = _closed_form_cca(Xl, Xr, p, reg)
+    cca = LandingCCA(n_components=p, batch_size=None, learning_rate="auto", max_epochs=3000,
+                     reg=reg, tol=1e-10, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cca.fit(Xl, Xr)
+    np.testing.assert_allclose(cca.canonical_correlations_, s_ref, rtol=1e-4)
+    assert _sin_max_angle(Wx_ref, cca.x_weights_) < 1e-3
+    assert _sin_max_angle(Wy_ref, cca.y_weights_) < 1e-3
+    assert cca.constraint_violation_ < 1e-6
+    f_star = -np.sum(s_ref)
+    assert abs(cca.history_["objective"][-1] - f_star) / abs(f_star) < 1e-4
