@@ -6,5 +6,12 @@ Best Practices for Sigmoid Self-Attention", arXiv:2409.04431).
 """
 
 from ._functional import sigmoid_attention, triton_available
+from ._modules import SigmoidMultiheadAttention, alibi_slopes, apply_rope
 
-__all__ = ["sigmoid_attention", "triton_available"]
+__all__ = [
+    "sigmoid_attention",
+    "triton_available",
+    "SigmoidMultiheadAttention",
+    "alibi_slopes",
+    "apply_rope",
+]
