@@ -1,3 +1,15 @@
 """torch optimizers: AdEMAMix and landing on the generalized Stiefel manifold."""
 
-__all__: list[str] = []
+from ._ademamix import (
+    AdEMAMix,
+    SimplifiedAdEMAMix,
+    ademamix_alpha_scheduler,
+    ademamix_beta3_scheduler,
+)
+
+__all__: list[str] = [
+    "AdEMAMix",
+    "SimplifiedAdEMAMix",
+    "ademamix_alpha_scheduler",
+    "ademamix_beta3_scheduler",
+]
