@@ -1,4 +1,4 @@
-"""Attention modules: ``SigmoidMultiheadAttention`` with QK-norm, Hybrid-Norm/LayerScale, RoPE/ALiBi."""
+"""SigmoidMultiheadAttention (QK-norm, Hybrid-Norm or LayerScale, RoPE or ALiBi) and helpers."""
 
 from __future__ import annotations
 

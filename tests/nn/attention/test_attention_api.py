@@ -178,7 +178,7 @@ def test_inputs_not_modified_and_non_contiguous(backend):
     v = torch.randn(2, 23, 2, 16, generator=g).transpose(1, 2)
     copies = [t.clone() for t in (q, k, v)]
     out = sigmoid_attention(q, k, v, is_causal=True, backend=backend)
-    for t, c in zip((q, k, v), copies):
+    for t, c in zip((q, k, v), copies, strict=True):
         assert torch.equal(t, c)
     ref = sigmoid_attention(q.contiguous(), k.contiguous(), v.contiguous(), is_causal=True,
                             backend="torch")

@@ -86,7 +86,7 @@ def _check(backend, case, dtype, tol_fwd, tol_grad, **extra):
     assert out.dtype == dtype and out.shape == (batch, hq, nq, d)
     out.backward(do)
     assert rel_err(out, ref) < tol_fwd
-    for name, mine, theirs in zip("qkv", inputs, ref_inputs):
+    for name, mine, theirs in zip("qkv", inputs, ref_inputs, strict=True):
         assert mine.grad.dtype == dtype
         err = rel_err(mine.grad, theirs.grad)
         assert err < tol_grad, f"d{name}: {err}"
