@@ -36,22 +36,17 @@ INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
 def _configs(kind):
+    """Tile shapes tried by the autotuner on a GPU (a short list: each one is compiled)."""
     if INTERPRET:
         return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=4, num_stages=1)]
-    out = []
     if kind == "fwd":
-        for bm, bn in ((128, 64), (128, 128), (64, 64), (128, 32), (64, 128)):
-            for warps in (4, 8):
-                for stages in (2, 3, 4):
-                    out.append(triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=warps,
-                                             num_stages=stages))
+        shapes = ((128, 64, 4, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 3),
+                  (128, 32, 4, 4), (64, 128, 4, 3))
     else:
-        for bm, bn in ((32, 128), (64, 128), (64, 64), (128, 64), (32, 64)):
-            for warps in (4, 8):
-                for stages in (2, 3):
-                    out.append(triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=warps,
-                                             num_stages=stages))
-    return out
+        shapes = ((64, 64, 4, 2), (32, 128, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2),
+                  (32, 64, 4, 3), (128, 128, 8, 2))
+    return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=st)
+            for bm, bn, w, st in shapes]
 
 
 def _prune(configs, named_args, **kwargs):
@@ -64,7 +59,8 @@ def _prune(configs, named_args, **kwargs):
     return kept or configs[:1]
 
 
-_KEY = ["N_Q", "N_K", "HEAD_DIM", "BLOCK_D", "MASKED", "ALIBI", "FAST"]
+# tensor dtypes are part of the key automatically; lengths are not (one tuning per head dim)
+_KEY = ["HEAD_DIM", "BLOCK_D", "MASKED", "ALIBI", "FAST", "PRECISION"]
 
 
 @triton.jit

@@ -162,3 +162,14 @@ def test_bad_input_shape():
         m(torch.randn(2, 5, 16))
     with pytest.raises(ValueError, match="x must be a tensor of shape"):
         m(torch.randn(5, 32))
+
+
+@pytest.mark.slow
+def test_demo_runs(tmp_path):
+    from sciml_toolbox.nn.attention._demo import demo
+
+    out = demo(tmp_path, "cpu")
+    assert (tmp_path / "attention.png").exists()
+    assert out["relerr_chunked_vs_naive"] < 1e-5
+    # b = -log n keeps the attention mass of order one; b = 0 lets it grow like n / 2
+    assert out["row_mass_blogn_n4096"] < 3.0 < 1000.0 < out["row_mass_b0_n4096"]
