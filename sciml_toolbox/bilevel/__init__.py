@@ -16,9 +16,13 @@ from ._hypergradient import (
     unrolled_hypergradient,
 )
 from ._problems import BilevelProblem, LogisticProblem, QuadraticProblem, RidgeProblem
+from ._study import hypergradient_error_curve, loglog_slope
+from ._tuners import BilevelLogisticRegressionCV, BilevelRidgeCV
 
 __all__ = [
     "AutogradProblem",
+    "BilevelLogisticRegressionCV",
+    "BilevelRidgeCV",
     "BilevelProblem",
     "HYPERGRADIENT_METHODS",
     "InnerResult",
@@ -27,6 +31,8 @@ __all__ = [
     "RidgeProblem",
     "conjugate_gradient",
     "hypergradient",
+    "hypergradient_error_curve",
+    "loglog_slope",
     "solve_inner",
     "unrolled_hypergradient",
 ]

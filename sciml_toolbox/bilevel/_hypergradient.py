@@ -155,7 +155,15 @@ def _spd_solve(problem, z, x, b, *, solver, tol, max_iter, shift=None):
         out = problem.inner_hvp(z, x, v)
         return out if shift is None else out + shift * v
 
-    v, _, _ = conjugate_gradient(matvec, b, rtol=tol, max_iter=max_iter)
+    try:
+        v, _, _ = conjugate_gradient(matvec, b, rtol=tol, max_iter=max_iter)
+    except ValueError:
+        if shift is None:
+            raise
+        # the reparameterized Hessian may be indefinite away from z*: CG on the normal
+        # equations M^2 v = M b (M is symmetric)
+        v, _, _ = conjugate_gradient(lambda u: matvec(matvec(u)), matvec(b), rtol=tol,
+                                     max_iter=max_iter)
     return v
 
 
@@ -176,7 +184,9 @@ def hypergradient(problem, z, x, method="ift", *, solver="direct", tol=1e-12, ma
           exact for a quadratic inner problem (Ye et al. 2024, super efficiency).
         - ``'jacobi'``: IFT after one step z - diag(H)^{-1} d_z G.
         - ``'reparam_exp'``: IFT in u for z = sign(z_hat) exp(u); equivalently the IFT with
-          the Hessian H + diag(d_z G / z) (coordinates with z = 0 are clipped to 1e-300).
+          the Hessian H + diag(d_z G / z). Coordinates with |z_i| <= 1e-8 max|z| (which this
+          map cannot represent) get no shift. The shifted matrix can be indefinite far from
+          z*: 'direct' uses a plain solve, 'cg' falls back to the normal equations.
         - ``'reparam_diag'``: IFT in u for z = diag(H(z_hat, x))^{-1} u, with the x-dependence
           of the rescaling kept; needs ``problem.inner_hessian_diag_cross_vjp``.
     solver : {'direct', 'cg'}, default='direct'
@@ -233,9 +243,11 @@ def hypergradient(problem, z, x, method="ift", *, solver="direct", tol=1e-12, ma
         return gx - problem.inner_cross_vjp(z, x, v)
     g = problem.inner_grad(z, x)
     if method == "reparam_exp":
-        tiny = 1e-300 if z.dtype == xp.float64 else 1e-30
-        zs = xp.where(z >= 0, xp.clip(z, tiny, None), xp.clip(z, None, -tiny))
-        v = _spd_solve(problem, z, x, gz, shift=g / zs, **kw)
+        # coordinates at (numerically) zero cannot be written sign(z) exp(u): no shift there
+        eps = 1e-8 if z.dtype == xp.float64 else 1e-4
+        small = xp.abs(z) <= eps * xp.max(xp.abs(z))
+        shift = xp.where(small, xp.zeros_like(z), g / xp.where(small, xp.ones_like(z), z))
+        v = _spd_solve(problem, z, x, gz, shift=shift, **kw)
         return gx - problem.inner_cross_vjp(z, x, v)
     # reparam_diag: grad = IFT + (d_x diag H)^T diag(g / d) H^{-1} d_z F
     v = _spd_solve(problem, z, x, gz, **kw)
