@@ -1,0 +1,339 @@
+"""Soup-of-Experts: shared parameters plus a bank of experts mixed by a router.
+
+Reference: P. Ablin, A. Katharopoulos, S. Seto, D. Grangier, "Soup-of-Experts: Pretraining
+Specialist Models via Parameters Averaging", ICML 2025.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ..._validation import check_int, check_option, check_positive, check_simplex
+
+__all__ = ["SoupOfExperts", "save_model", "load_model"]
+
+
+def _key(name):
+    return name.replace(".", "__")
+
+
+def _tinylm_factory(config):
+    from ..lm import TinyLM
+
+    return lambda: TinyLM(config)
+
+
+class SoupOfExperts(nn.Module):
+    """Shared parameters plus a bank of expert parameters, mixed by an MLP router.
+
+    For domain weights ``h`` on the simplex (a histogram over ``n_domains`` training domains),
+    the router gives coefficients ``phi(h)`` in R^n_experts and the instantiated model has the
+    parameters
+
+        theta(h) = S + sum_j phi(h)_j E_j,
+
+    where ``S`` are the shared parameters (the base model's own) and ``E_j`` the experts, each of
+    the same shapes as ``S`` (Ablin et al., 2025). With ``rank=r`` every matrix-shaped expert is
+    low rank, ``E_j = U_j V_j`` with ``U_j`` (out, r) and ``V_j`` (r, in); vectors stay full.
+    Instantiating a specialist costs one weighted sum of the bank and no training.
+
+    Training calls :meth:`forward` with the batch and its ``h``: the model is evaluated through
+    :func:`torch.func.functional_call` on ``theta(h)``, so gradients reach the shared
+    parameters, the bank and the router.
+
+    Parameters
+    ----------
+    base : TinyLMConfig or callable
+        The base architecture: a :class:`~sciml_toolbox.nn.lm.TinyLMConfig`, or a factory
+        ``base() -> nn.Module`` building the base model (called once here and once per
+        :meth:`instantiate` only for its structure).
+    n_experts : int
+        Number of experts in the bank.
+    n_domains : int
+        Length of the domain-weight vectors ``h``.
+    router_hidden : int, default=64
+        Hidden width of the router MLP ``n_domains -> router_hidden -> n_experts`` (GELU).
+    rank : int, optional
+        Low-rank experts for 2-D parameters (``None``: full experts).
+    coefficients : {'linear', 'softmax'}, default='linear'
+        Output map of the router. The paper's exact normalisation of ``phi`` is not public:
+        ``'linear'`` leaves the router output free (the experts set their own scale);
+        ``'softmax'`` makes ``theta(h)`` the shared part plus a convex combination of experts.
+    expert_init_std : float, default=1e-3
+        Standard deviation of the experts' initialisation (small, so ``theta(h)`` starts near
+        the shared parameters for every ``h``).
+    random_state : int, default=0
+        Seed of the initialisation (the base model's, the bank's and the router's).
+
+    Attributes
+    ----------
+    shared : nn.Module
+        The base model holding the shared parameters ``S``.
+    bank : nn.ParameterDict
+        Full experts, each of shape (n_experts, \\*param_shape); low-rank factors are stored as
+        ``<name>__U`` (n_experts, out, rank) and ``<name>__V`` (n_experts, rank, in).
+    router : nn.Sequential
+        The MLP ``h -> phi(h)``.
+    param_names : list of str
+        Names of the base model's (distinct) parameters, in order.
+
+    Examples
+    --------
+    >>> from sciml_toolbox.nn.lm import TinyLMConfig
+    >>> soup = SoupOfExperts(TinyLMConfig(d_model=32, n_layers=1, n_heads=2), n_experts=4,
+    ...                      n_domains=3)
+    >>> model = soup.instantiate([0.2, 0.3, 0.5])   # a plain TinyLM
+    >>> sum(p.numel() for p in model.parameters()) == soup.base_num_parameters()
+    True
+    """
+
+    def __init__(self, base, n_experts, n_domains, *, router_hidden=64, rank=None,
+                 coefficients="linear", expert_init_std=1e-3, random_state=0):
+        super().__init__()
+        self.n_experts = check_int(n_experts, "n_experts", min_value=1)
+        self.n_domains = check_int(n_domains, "n_domains", min_value=1)
+        self.router_hidden = check_int(router_hidden, "router_hidden", min_value=1)
+        self.rank = check_int(rank, "rank", min_value=1, allow_none=True)
+        self.coefficient_map = check_option(coefficients, "coefficients", ("linear", "softmax"))
+        self.expert_init_std = check_positive(expert_init_std, "expert_init_std", strict=False)
+        self.random_state = random_state
+        self._base_config = None
+        if callable(base) and not hasattr(base, "d_model"):
+            factory = base
+        elif hasattr(base, "d_model") and hasattr(base, "n_layers"):
+            self._base_config = base
+            factory = _tinylm_factory(base)
+        else:
+            raise TypeError("base must be a TinyLMConfig or a callable returning an nn.Module, "
+                            f"got {type(base).__name__}")
+        self._factory = factory
+        gen_state = torch.random.get_rng_state()
+        torch.manual_seed(int(random_state))
+        try:
+            shared = factory()
+            if not isinstance(shared, nn.Module):
+                raise TypeError(f"base() must return an nn.Module, got {type(shared).__name__}")
+            self.shared = shared
+            self.param_names = [n for n, _ in shared.named_parameters()]
+            self._low_rank = set()
+            bank = {}
+            for name, p in shared.named_parameters():
+                if self.rank is not None and p.ndim == 2:
+                    out_dim, in_dim = p.shape
+                    std = float(np.sqrt(self.expert_init_std)) if self.expert_init_std else 0.0
+                    bank[_key(name) + "__U"] = nn.Parameter(
+                        torch.randn(self.n_experts, out_dim, self.rank, dtype=p.dtype) * std)
+                    bank[_key(name) + "__V"] = nn.Parameter(
+                        torch.randn(self.n_experts, self.rank, in_dim, dtype=p.dtype) * std
+                        / np.sqrt(self.rank))
+                    self._low_rank.add(name)
+                else:
+                    bank[_key(name)] = nn.Parameter(
+                        torch.randn(self.n_experts, *p.shape, dtype=p.dtype)
+                        * self.expert_init_std)
+            self.bank = nn.ParameterDict(bank)
+            self.router = nn.Sequential(
+                nn.Linear(self.n_domains, self.router_hidden),
+                nn.GELU(),
+                nn.Linear(self.router_hidden, self.n_experts),
+            )
+        finally:
+            torch.random.set_rng_state(gen_state)
+
+    # ------------------------------------------------------------------ sizes
+    def base_num_parameters(self):
+        """Parameter count of one instantiated (deployed) model."""
+        return sum(p.numel() for p in self.shared.parameters())
+
+    def num_parameters(self):
+        """Parameter count of the whole soup (shared + bank + router)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------ mixing
+    def _check_h(self, h):
+        if isinstance(h, torch.Tensor):
+            if h.ndim != 1 or h.shape[0] != self.n_domains:
+                raise ValueError(f"h must have shape ({self.n_domains},), got {tuple(h.shape)}")
+            hn = h.detach().to("cpu", torch.float64).numpy()
+            check_simplex(hn, "h", length=self.n_domains, atol=1e-4)
+            return h
+        hn = np.asarray(h, dtype=np.float64) if not isinstance(h, np.ndarray) else h
+        hn = check_simplex(hn, "h", length=self.n_domains, atol=1e-4)
+        p = next(self.router.parameters())
+        return torch.as_tensor(hn, dtype=p.dtype, device=p.device)
+
+    def coefficients(self, h):
+        """Expert coefficients ``phi(h)``.
+
+        Parameters
+        ----------
+        h : array_like or Tensor, shape (n_domains,)
+            Domain weights on the simplex.
+
+        Returns
+        -------
+        phi : Tensor, shape (n_experts,)
+        """
+        h = self._check_h(h)
+        p = next(self.router.parameters())
+        out = self.router(h.to(device=p.device, dtype=p.dtype))
+        return torch.softmax(out, dim=-1) if self.coefficient_map == "softmax" else out
+
+    def merged_parameters(self, h):
+        """The parameters ``theta(h) = S + sum_j phi(h)_j E_j`` (differentiable).
+
+        Parameters
+        ----------
+        h : array_like or Tensor, shape (n_domains,)
+
+        Returns
+        -------
+        params : dict of str to Tensor
+            One tensor per base parameter name, of the base parameter's shape.
+        """
+        phi = self.coefficients(h)
+        out = {}
+        shared = dict(self.shared.named_parameters())
+        for name in self.param_names:
+            s = shared[name]
+            if name in self._low_rank:
+                u = self.bank[_key(name) + "__U"]  # (e, out, r)
+                v = self.bank[_key(name) + "__V"]  # (e, r, in)
+                e, o, r = u.shape
+                uw = (u * phi.to(u.dtype)[:, None, None]).permute(1, 0, 2).reshape(o, e * r)
+                out[name] = s + uw @ v.reshape(e * r, v.shape[-1])
+            else:
+                b = self.bank[_key(name)]
+                out[name] = s + torch.tensordot(phi.to(b.dtype), b, dims=1)
+        return out
+
+    def forward(self, x, h, *args, **kwargs):
+        """Run the model with parameters ``theta(h)`` on ``x`` (gradients reach every part).
+
+        Parameters
+        ----------
+        x : Tensor
+            The base model's input, e.g. token ids of shape (batch, seq_len) for TinyLM.
+        h : array_like or Tensor, shape (n_domains,)
+            Domain weights of the batch.
+        *args, **kwargs
+            Passed to the base model's forward.
+
+        Returns
+        -------
+        out
+            The base model's output (TinyLM: logits of shape (batch, seq_len, vocab)).
+        """
+        return functional_call(self.shared, self.merged_parameters(h), (x, *args), kwargs,
+                               tie_weights=True)
+
+    @torch.no_grad()
+    def instantiate(self, h):
+        """A plain base model with parameters ``theta(h)``: the specialist for ``h``.
+
+        The returned module has exactly the base model's parameters (same names, shapes,
+        count and weight tying), detached from the soup; it can be fine-tuned or saved on
+        its own.
+
+        Parameters
+        ----------
+        h : array_like or Tensor, shape (n_domains,)
+            Domain weights on the simplex.
+
+        Returns
+        -------
+        model : nn.Module
+            A copy of the base model (for a TinyLMConfig base: a TinyLM).
+        """
+        merged = self.merged_parameters(h)
+        shared = dict(self.shared.named_parameters())
+        # deepcopy the structure (buffers, config, weight tying) but map every shared
+        # parameter to its merged value instead of copying it
+        memo = {id(shared[n]): nn.Parameter(merged[n], requires_grad=shared[n].requires_grad)
+                for n in self.param_names}
+        return copy.deepcopy(self.shared, memo)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path):
+        """Save the soup (constructor arguments and all parameters) to ``path``.
+
+        A soup built from a factory can be loaded only by passing the same factory to
+        :meth:`load`; one built from a ``TinyLMConfig`` is rebuilt from the file alone.
+        """
+        torch.save({
+            "format": "sciml_toolbox.SoupOfExperts/1",
+            "config": None if self._base_config is None else self._base_config.to_dict(),
+            "kwargs": {"n_experts": self.n_experts, "n_domains": self.n_domains,
+                       "router_hidden": self.router_hidden, "rank": self.rank,
+                       "coefficients": self.coefficient_map,
+                       "expert_init_std": self.expert_init_std,
+                       "random_state": self.random_state},
+            "state_dict": self.state_dict(),
+        }, Path(path))
+
+    @classmethod
+    def load(cls, path, base=None, map_location="cpu"):
+        """Load a soup saved by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or Path
+        base : TinyLMConfig or callable, optional
+            Required when the soup was built from a factory.
+        map_location : str or torch.device, default='cpu'
+
+        Returns
+        -------
+        soup : SoupOfExperts
+        """
+        ck = torch.load(Path(path), map_location=map_location, weights_only=True)
+        if ck.get("format") != "sciml_toolbox.SoupOfExperts/1":
+            raise ValueError(f"{path} is not a file written by SoupOfExperts.save")
+        if base is None:
+            if ck["config"] is None:
+                raise ValueError("this soup was built from a factory: pass it as base=")
+            from ..lm import TinyLMConfig
+
+            base = TinyLMConfig(**ck["config"])
+        soup = cls(base, **ck["kwargs"])
+        soup.load_state_dict(ck["state_dict"])
+        return soup
+
+
+def save_model(model, path):
+    """Save an instantiated TinyLM (its config and parameters) to ``path``.
+
+    Parameters
+    ----------
+    model : TinyLM
+    path : str or Path
+    """
+    cfg = getattr(model, "config", None)
+    if cfg is None or not hasattr(cfg, "to_dict"):
+        raise TypeError("model must be a TinyLM (with a .config); save other modules with "
+                        "torch.save(model.state_dict(), path)")
+    torch.save({"format": "sciml_toolbox.TinyLM/1", "config": cfg.to_dict(),
+                "state_dict": model.state_dict()}, Path(path))
+
+
+def load_model(path, map_location="cpu"):
+    """Load a TinyLM saved by :func:`save_model`.
+
+    Returns
+    -------
+    model : TinyLM
+    """
+    from ..lm import TinyLM, TinyLMConfig
+
+    ck = torch.load(Path(path), map_location=map_location, weights_only=True)
+    if ck.get("format") != "sciml_toolbox.TinyLM/1":
+        raise ValueError(f"{path} is not a file written by save_model")
+    model = TinyLM(TinyLMConfig(**ck["config"]))
+    model.load_state_dict(ck["state_dict"])
+    return model
