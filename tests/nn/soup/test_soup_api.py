@@ -64,14 +64,14 @@ def test_training_lowers_specialist_losses_and_resumes(corpus, tmp_path):
     ck.unlink(missing_ok=True)
     resumed, h_res = run(10, resume=True)
     assert h_full.mixture == h_res.mixture
-    for (n, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
+    for (n, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(),
+                                  strict=True):
         torch.testing.assert_close(a, b, msg=n)
 
 
 def test_estimate_histogram_recovers_known_mixture(corpus):
     clf = DomainClassifier(windows_per_domain=150, random_state=0).fit(corpus)
     target = np.array([0.6, 0.4, 0.0])
-    rng = np.random.default_rng(0)
     windows = []
     for i, w in enumerate(target):
         x, _, _ = corpus.domain_batch(i, int(round(200 * w)), split="val") if w else (None,) * 3
@@ -79,7 +79,6 @@ def test_estimate_histogram_recovers_known_mixture(corpus):
             windows.append(x.numpy())
     h = estimate_histogram(clf, np.concatenate(windows), hard=True)
     assert np.abs(h - target).max() < 0.1
-    assert rng is not None
     soft = estimate_histogram(clf, np.concatenate(windows).reshape(-1), window=32)
     assert np.abs(soft - target).max() < 0.15
 
