@@ -4,7 +4,9 @@ Optimisation under :math:`X^\\top B X = I_p` without retractions (Vary, Ablin, G
 ICML 2024), where B may be known only through minibatch products :math:`B_\\zeta X`.
 """
 
+from ._cca import LandingCCA
 from ._gevp import generalized_eigh
+from ._ica import LandingICA
 from ._landing import (
     landing_direction,
     landing_step,
@@ -18,6 +20,8 @@ from ._landing import (
 from ._retraction import cholesky_retraction, polar_retraction
 
 __all__ = [
+    "LandingCCA",
+    "LandingICA",
     "generalized_eigh",
     "landing_direction",
     "landing_step",

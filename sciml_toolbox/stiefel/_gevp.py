@@ -131,8 +131,8 @@ def generalized_eigh(
         estimates of the largest eigenvalues.
     omega : float or 'auto', default='auto'
         Weight of the normal direction (landing, PLAM). ``'auto'``:
-        :math:`0.5/(\eta\hat\lambda_B)`, which makes the normal part a contraction (see the
-        guide).
+        :math:`0.5/(\eta\hat\lambda_B)` for landing, which makes the normal part a contraction
+        (see the guide), and :math:`\hat\lambda_A/\hat\lambda_B^2` for PLAM.
     epsilon : float or None, default=0.5
         Safe-region radius :math:`\|X^\top BX - I\|_F \le \varepsilon` for landing (the step is
         capped by :func:`safe_step_size`); ``None`` disables the cap.
