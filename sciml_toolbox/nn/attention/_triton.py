@@ -35,32 +35,48 @@ __all__ = ["triton_sigmoid_attention", "INTERPRET"]
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+_SHAPES = {  # (BLOCK_M, BLOCK_N, num_warps, num_stages); the first one is the untuned default
+    "fwd": ((128, 64, 4, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 3), (128, 32, 4, 4),
+            (64, 128, 4, 3)),
+    "bwd": ((64, 64, 4, 2), (32, 128, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 3),
+            (128, 128, 8, 2)),
+}
+#: Set SCIML_ATTENTION_AUTOTUNE=0 to skip autotuning (one default tile per head dim).
+AUTOTUNE_ENV = "SCIML_ATTENTION_AUTOTUNE"
+
+
 def _configs(kind):
     """Tile shapes tried by the autotuner on a GPU (a short list: each one is compiled)."""
     if INTERPRET:
         return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=4, num_stages=1)]
-    if kind == "fwd":
-        shapes = ((128, 64, 4, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 3),
-                  (128, 32, 4, 4), (64, 128, 4, 3))
-    else:
-        shapes = ((64, 64, 4, 2), (32, 128, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2),
-                  (32, 64, 4, 3), (128, 128, 8, 2))
     return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=st)
-            for bm, bn, w, st in shapes]
+            for bm, bn, w, st in _SHAPES[kind]]
 
 
-def _prune(configs, named_args, **kwargs):
-    """Drop tile shapes whose shared-memory footprint is hopeless for large head dims."""
-    block_d = kwargs.get("BLOCK_D", named_args.get("BLOCK_D", 64))
-    if INTERPRET or block_d <= 64:
-        return configs
-    limit = 64 * 128 if block_d <= 128 else 64 * 64
-    kept = [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= limit]
-    return kept or configs[:1]
+def _make_prune(kind):
+    def prune(configs, named_args, **kwargs):
+        """Drop tiles too large for the head dim's shared memory; one tile when not tuning."""
+        if INTERPRET:
+            return configs
+        block_d = kwargs.get("BLOCK_D", named_args.get("BLOCK_D", 64))
+        limit = {"fwd": 128 * 128, "bwd": 128 * 128}[kind]
+        if block_d > 64:
+            limit = 128 * 64 if block_d <= 128 else 64 * 64
+        if block_d > 128 and kind == "bwd":
+            limit = 32 * 64
+        kept = [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= limit]
+        kept = kept or configs[:1]
+        if os.environ.get(AUTOTUNE_ENV, "1") == "0":
+            return kept[:1]
+        return kept
+
+    return prune
 
 
 # tensor dtypes are part of the key automatically; lengths are not (one tuning per head dim)
 _KEY = ["HEAD_DIM", "BLOCK_D", "MASKED", "ALIBI", "FAST", "PRECISION"]
+_PRUNE_FWD = {"early_config_prune": _make_prune("fwd")}
+_PRUNE_BWD = {"early_config_prune": _make_prune("bwd")}
 
 
 @triton.jit
@@ -102,7 +118,7 @@ def _fwd_inner(acc, q, k_base, v_base, stride_kn, stride_vn, pos_m, offs_d, star
     return acc
 
 
-@triton.autotune(configs=_configs("fwd"), key=_KEY, prune_configs_by={"early_config_prune": _prune})
+@triton.autotune(configs=_configs("fwd"), key=_KEY, prune_configs_by=_PRUNE_FWD)
 @triton.jit
 def _fwd(Q, K, V, O, Slopes,
          stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
@@ -184,7 +200,7 @@ def _dkdv_inner(dk, dv, k, v, q_base, do_base, stride_qm, stride_dom, cols, offs
     return dk, dv
 
 
-@triton.autotune(configs=_configs("bwd"), key=_KEY, prune_configs_by={"early_config_prune": _prune})
+@triton.autotune(configs=_configs("bwd"), key=_KEY, prune_configs_by=_PRUNE_BWD)
 @triton.jit
 def _bwd_dkdv(Q, K, V, DO, DK, DV, Slopes,
               stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
@@ -280,7 +296,7 @@ def _dq_inner(dq, q, do, k_base, v_base, stride_kn, stride_vn, pos_m, offs_d, st
     return dq
 
 
-@triton.autotune(configs=_configs("bwd"), key=_KEY, prune_configs_by={"early_config_prune": _prune})
+@triton.autotune(configs=_configs("bwd"), key=_KEY, prune_configs_by=_PRUNE_BWD)
 @triton.jit
 def _bwd_dq(Q, K, V, DO, DQ, Slopes,
             stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
