@@ -237,7 +237,7 @@ def test_beta3_scheduler_half_life_is_linear(beta_start, beta_end):
 
 def test_beta3_scheduler_is_monotone():
     vals = [ademamix_beta3_scheduler(t, 0.9999, 0.9, 500) for t in range(1, 600)]
-    assert all(b <= c for b, c in zip(vals, vals[1:], strict=True))
+    assert all(b <= c for b, c in zip(vals, vals[1:], strict=False))
 
 
 # --------------------------------------------------------------------------------------------
