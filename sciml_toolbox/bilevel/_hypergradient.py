@@ -394,6 +394,16 @@ def solve_inner(problem, x, z0=None, *, method="gd", tol=1e-10, max_iter=1000, s
         while gn > tol and k < max_iter:
             d = _spd_solve(problem, z, x, g, solver="direct", tol=0.0, max_iter=None)
             t, dec = 1.0, float(xp.sum(g * d))
+            if dec <= 1e-12 * (1.0 + abs(f)):
+                # decrease below rounding: a full Newton step, no line search
+                z = z - d
+                f = float(problem.inner_value(z, x))
+                g = problem.inner_grad(z, x)
+                gn = _norm(g, xp)
+                k += 1
+                if return_path:
+                    path.append(z)
+                continue
             while True:
                 z_new = z - t * d
                 f_new = float(problem.inner_value(z_new, x))

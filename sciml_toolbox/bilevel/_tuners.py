@@ -13,6 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import ShuffleSplit, check_cv
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array_api import solve, to_numpy
@@ -41,7 +42,7 @@ class _BilevelTuner(BaseEstimator):
         "min_inner_tol": [Interval(Real, 0, None, closed="left")],
         "inner_max_iter": [Interval(Integral, 1, None, closed="left")],
         "inner_warm_start": ["boolean"],
-        "solver": [StrOptions({"direct", "cg"})],
+        "solver": [StrOptions({"auto", "direct", "cg"})],
         "fit_intercept": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -95,6 +96,9 @@ class _BilevelTuner(BaseEstimator):
     def _tune(self, folds):
         method = _METHODS[self.hypergradient]
         probs = [self._make_problem(*f) for f in folds]
+        solver = self.solver
+        if solver == "auto":
+            solver = "direct" if probs[0].n_inner <= 2000 else "cg"
         xp = probs[0]._xp
         p = probs[0].n_features
         q = p if self.per_feature else 1
@@ -127,7 +131,7 @@ class _BilevelTuner(BaseEstimator):
                 n_inner += res.n_iter
                 loss += self._val_loss(pr, res.z, x) / len(probs)
                 grad = grad + hypergradient(pr, res.z, x, method=method,
-                                            solver=self.solver) / len(probs)
+                                            solver=solver) / len(probs)
             gnorm = float(xp.linalg.vector_norm(grad))
             if not (math.isfinite(loss) and math.isfinite(gnorm)):
                 raise FloatingPointError(
@@ -164,6 +168,15 @@ class _BilevelTuner(BaseEstimator):
                 f"{self.n_iter_no_change} iterations, more than tol={self.tol}",
                 ConvergenceWarning,
             )
+        # validation loss at the best weights with tightly solved inner problems
+        exact = 0.0
+        for pr, z0, g0i in zip(probs, zs, g0, strict=True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                z = solve_inner(pr, best_x, z0, method=self._inner_method(), tol=1e-10 * g0i,
+                                max_iter=max(self.inner_max_iter, 1000)).z
+            exact += self._val_loss(pr, z, best_x) / len(probs)
+        best = exact
         self.n_iter_ = len(hist["val_loss"])
         self.history_ = hist
         x_np = to_numpy(best_x)
@@ -211,8 +224,9 @@ class BilevelRidgeCV(RegressorMixin, _BilevelTuner):
     inner_max_iter : int, default=1000
     inner_warm_start : bool, default=True
         Start each inner solve from the previous outer iteration's solution.
-    solver : {'cg', 'direct'}, default='cg'
-        Linear solves inside the hypergradient.
+    solver : {'auto', 'cg', 'direct'}, default='auto'
+        Linear solves inside the hypergradient: dense ('direct', chosen by 'auto' up to 2000
+        features) or conjugate gradients.
     fit_intercept : bool, default=True
         Centre X and y on the training folds (the intercept is not penalised).
     tol : float, default=1e-4
@@ -232,7 +246,7 @@ class BilevelRidgeCV(RegressorMixin, _BilevelTuner):
     intercept_ : float
     best_score_ : float
         Negative mean squared error on the validation data (averaged over folds) at ``alpha_``,
-        measured at the inexact inner solution of that iteration.
+        with the inner problems solved to a relative gradient norm of 1e-10.
     history_ : dict of lists
         Per outer iteration: ``val_loss`` (half mean squared error), ``grad_norm``,
         ``inner_iter``, ``inner_tol``, ``time`` (seconds since the start).
@@ -249,7 +263,7 @@ class BilevelRidgeCV(RegressorMixin, _BilevelTuner):
     def __init__(self, alpha_init=1.0, *, per_feature=True, hypergradient="newton", cv=None,
                  validation_fraction=0.2, max_iter=100, learning_rate=0.2, inner_tol=1e-2,
                  tol_decay=0.8, min_inner_tol=1e-10, inner_max_iter=1000, inner_warm_start=True,
-                 solver="cg", fit_intercept=True, tol=1e-4, n_iter_no_change=10,
+                 solver="auto", fit_intercept=True, tol=1e-4, n_iter_no_change=10,
                  random_state=None, verbose=0):
         self.alpha_init = alpha_init
         self.per_feature = per_feature
@@ -348,7 +362,7 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
     inner_max_iter : int, default=1000
     inner_warm_start : bool, default=True
     inner_solver : {'newton', 'gd'}, default='newton'
-    solver : {'cg', 'direct'}, default='cg'
+    solver : {'auto', 'cg', 'direct'}, default='auto'
     fit_intercept : bool, default=True
     tol : float, default=1e-4
     n_iter_no_change : int, default=10
@@ -362,7 +376,8 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
     coef_ : ndarray of shape (1, n_features)
     intercept_ : ndarray of shape (1,)
     best_score_ : float
-        Negative validation log-loss at ``alpha_``.
+        Negative validation log-loss at ``alpha_`` (averaged over folds), with the inner
+        problems solved to a relative gradient norm of 1e-10.
     history_ : dict of lists
         ``val_loss`` (log-loss), ``grad_norm``, ``inner_iter``, ``inner_tol``, ``time``.
     n_iter_ : int
@@ -377,7 +392,7 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
     def __init__(self, alpha_init=1.0, *, per_feature=True, hypergradient="newton", cv=None,
                  validation_fraction=0.2, max_iter=100, learning_rate=0.2, inner_tol=1e-2,
                  tol_decay=0.8, min_inner_tol=1e-10, inner_max_iter=1000, inner_warm_start=True,
-                 inner_solver="newton", solver="cg", fit_intercept=True, tol=1e-4,
+                 inner_solver="newton", solver="auto", fit_intercept=True, tol=1e-4,
                  n_iter_no_change=10, random_state=None, verbose=0):
         self.alpha_init = alpha_init
         self.per_feature = per_feature
@@ -398,6 +413,11 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
         self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # binary logistic regression only
+        return tags
 
     def _inner_method(self):
         return self.inner_solver
@@ -424,11 +444,15 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
         """
         self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
         enc = LabelEncoder().fit(y)
         self.classes_ = enc.classes_
+        if self.classes_.shape[0] < 2:
+            raise ValueError("y must hold two classes, got 1 class")
         if self.classes_.shape[0] != 2:
             raise ValueError(
-                f"y must hold exactly two classes, got {self.classes_.shape[0]}"
+                "Only binary classification is supported: y must hold exactly two classes, "
+                f"got {self.classes_.shape[0]}"
             )
         yb = enc.transform(y).astype(float)
         if (X_val is None) != (y_val is None):
@@ -469,4 +493,5 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
 
     def predict(self, X):
         """Predicted class labels, shape (n_samples,)."""
+        check_is_fitted(self)
         return self.classes_[(self.decision_function(X) > 0).astype(int)]
