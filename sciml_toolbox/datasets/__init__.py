@@ -4,3 +4,8 @@ Each method's data generators are re-exported here as they land.
 """
 
 __all__: list[str] = []
+
+# multiview (issue 3)
+from ._multiview import apply_warps, make_multiview_sources  # noqa: E402
+
+__all__ += ["make_multiview_sources", "apply_warps"]

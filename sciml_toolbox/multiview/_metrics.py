@@ -1,0 +1,109 @@
+"""Evaluation metrics of the multi-view ICA papers: Amari distance and warp errors."""
+
+from __future__ import annotations
+
+from .._array_api import get_namespace, to_numpy
+from .._validation import check_array
+
+__all__ = ["amari_distance", "warp_errors", "match_sources"]
+
+
+def amari_distance(W, A):
+    """Amari distance between ``W @ A`` and the set of scaled permutation matrices.
+
+    For ``M = |W A|`` (k x k) (Amari et al., 1996, in the normalised form used by
+    Ablin et al., 2018 and Richard et al., 2020)
+
+    ``d = (sum_i (sum_j M_ij^2 / max_j M_ij^2 - 1) + sum_j (sum_i M_ij^2 / max_i M_ij^2 - 1))
+    / (2 k)``,
+
+    which is 0 exactly when ``W A`` is a scaled permutation.
+
+    Parameters
+    ----------
+    W : array, shape (k, p) or (m, k, p)
+        Unmixing matrix (or one per subject).
+    A : array, shape (p, k) or (m, p, k)
+        Mixing matrix (or one per subject).
+
+    Returns
+    -------
+    d : float
+        The distance (the mean over subjects for stacked inputs).
+    """
+    W = check_array(W, "W", ndim=(2, 3))
+    A = check_array(A, "A", ndim=(2, 3))
+    if W.ndim != A.ndim or W.shape[-1] != A.shape[-2] or W.shape[-2] != A.shape[-1]:
+        raise ValueError(
+            f"W and A must have shapes (..., k, p) and (..., p, k), got {tuple(W.shape)} and "
+            f"{tuple(A.shape)}"
+        )
+    xp = get_namespace(W, A)
+    M = (W @ A) ** 2
+    k = M.shape[-1]
+    rows = xp.sum(xp.sum(M, axis=-1) / xp.max(M, axis=-1) - 1.0, axis=-1)
+    cols = xp.sum(xp.sum(M, axis=-2) / xp.max(M, axis=-2) - 1.0, axis=-1)
+    d = (rows + cols) / (2.0 * k)
+    return float(xp.mean(d)) if d.ndim else float(d)
+
+
+def match_sources(W, A):
+    """Index of the true source each estimated source recovers: ``argmax_j |(W A)_ij|``.
+
+    Parameters
+    ----------
+    W : array, shape (k, p)
+    A : array, shape (p, k)
+
+    Returns
+    -------
+    order : ndarray of int, shape (k,)
+    """
+    import numpy as np
+
+    return np.argmax(np.abs(to_numpy(W) @ to_numpy(A)), axis=1)
+
+
+def warp_errors(dilations, shifts, true_dilations, true_shifts, *, max_dilation=1.15,
+                max_shift=0.05, order=None):
+    """Errors of estimated warps after centring, as in Heurtebise et al. (2024).
+
+    Warps are identifiable up to a common warp per source, so both estimates and truth are
+    centred over subjects first; the mean absolute differences are then divided by the widths
+    of the search ranges, ``max_dilation - 1 / max_dilation`` and ``2 max_shift``.
+
+    Parameters
+    ----------
+    dilations, shifts : array, shape (m, k)
+        Estimates (e.g. ``MVICAD2.dilations_`` and ``shifts_``).
+    true_dilations, true_shifts : array, shape (m, k)
+        Ground truth.
+    max_dilation : float, default=1.15
+    max_shift : float, default=0.05
+    order : array of int, shape (k,), optional
+        True source matched to each estimated source (see :func:`match_sources`).
+
+    Returns
+    -------
+    dilation_error, shift_error : float
+    """
+    import numpy as np
+
+    d, s = to_numpy(dilations), to_numpy(shifts)
+    td, ts = np.asarray(to_numpy(true_dilations)), np.asarray(to_numpy(true_shifts))
+    if d.shape != td.shape or s.shape != ts.shape or d.shape != s.shape:
+        raise ValueError(
+            f"dilations, shifts and the true values must share one shape (m, k), got "
+            f"{d.shape}, {s.shape}, {td.shape}, {ts.shape}"
+        )
+    if order is not None:
+        td, ts = td[:, order], ts[:, order]
+
+    def centre(a):
+        return a - a.mean(axis=0)
+
+    width_d = max_dilation - 1.0 / max_dilation if max_dilation > 1 else 1.0
+    width_s = 2.0 * max_shift if max_shift > 0 else 1.0
+    ed = np.mean(np.abs(centre(d) - centre(td))) / width_d
+    es = np.mean(np.abs(centre(s) - centre(ts))) / width_s
+    return float(ed), float(es)

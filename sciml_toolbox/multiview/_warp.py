@@ -1,0 +1,257 @@
+"""Time warps of sources: dilation around an onset and delay, by linear interpolation.
+
+A warp with dilation ``rho`` and shift ``tau`` (a fraction of the epoch length ``n``) maps a
+signal ``s`` sampled at ``t = 0, ..., n - 1`` to
+
+.. math:: (T s)(t) = s(\\rho (t - t_0) + t_0 - \\tau n),
+
+evaluated by linear interpolation between the two neighbouring samples, with the epoch treated
+as periodic (wrap-around padding), as in the MVICAD2 model of Heurtebise et al. (2024). A
+signal made of ``n_concat`` concatenated epochs is warped epoch by epoch with the same
+parameters. Everything here is written against the array API (``xp``) and uses only gathers
+(:func:`take` on flattened arrays) and cumulative sums, so that the forward warp and its adjoint
+run on every namespace and device.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._array_api import get_namespace
+
+__all__ = ["warp_padding", "warp_positions", "warp", "warp_adjoint", "warp_slope", "WarpPlan"]
+
+
+def warp_padding(n, onset, max_dilation, max_shift):
+    """Largest displacement ``|u(t) - t|`` (in samples, plus a margin) allowed by the bounds.
+
+    Parameters
+    ----------
+    n : int
+        Epoch length in samples.
+    onset : int
+        Sample the dilation is centred on.
+    max_dilation : float
+        Dilations lie in ``[1 / max_dilation, max_dilation]``.
+    max_shift : float
+        Shifts lie in ``[-max_shift, max_shift]`` (fraction of the epoch).
+
+    Returns
+    -------
+    pad : int
+    """
+    span = max(onset, n - 1 - onset)
+    return int(math.ceil((max_dilation - 1.0) * span + max_shift * n)) + 2
+
+
+def warp_positions(rho, tau, n, onset):
+    """Warped sampling positions ``u(t) = rho (t - onset) + onset - tau n``.
+
+    Parameters
+    ----------
+    rho, tau : array, shape (m, k)
+        Dilations and shifts (fraction of the epoch).
+    n : int
+        Epoch length.
+    onset : int
+        Centre of the dilation (sample index).
+
+    Returns
+    -------
+    u : array, shape (m, k, n)
+    """
+    xp = get_namespace(rho, tau)
+    t = xp.arange(n, dtype=rho.dtype, device=_device(rho))
+    return rho[..., None] * (t - float(onset)) + (float(onset) - tau[..., None] * float(n))
+
+
+def _device(x):
+    from .._array_api import device
+
+    return device(x)
+
+
+def _floor_int(xp, u):
+    return xp.astype(xp.floor(u), xp.int64)
+
+
+def _gather(xp, flat, idx):
+    """``flat[idx]`` for a 1-D ``flat`` and an integer index array of any shape."""
+    shape = idx.shape
+    return xp.reshape(xp.take(flat, xp.reshape(idx, (-1,)), axis=0), shape)
+
+
+def _epoch_index(xp, m, k, n_concat, n, dev):
+    """Flat offset of the start of every epoch of an (m, k, n_concat * n) array."""
+    base = xp.arange(m * k * n_concat, dtype=xp.int64, device=dev) * n
+    return xp.reshape(base, (m, k, n_concat, 1))
+
+
+def warp(S, rho, tau, *, n_concat=1, onset=0):
+    """Warp every source of every subject: ``Y[i, j] = T_ij S[i, j]``.
+
+    Parameters
+    ----------
+    S : array, shape (m, k, n_concat * n)
+        Signals, ``n_concat`` epochs of ``n`` samples concatenated along the last axis.
+    rho : array, shape (m, k)
+        Dilations (> 0).
+    tau : array, shape (m, k)
+        Shifts, as a fraction of the epoch length ``n``.
+    n_concat : int, default=1
+        Number of concatenated epochs.
+    onset : int, default=0
+        Sample index (within an epoch) the dilation is centred on.
+
+    Returns
+    -------
+    Y : array, shape (m, k, n_concat * n)
+        ``Y[i, j, e * n + t] = S[i, j, e * n + u]`` at ``u = rho (t - onset) + onset - tau n``,
+        linearly interpolated, indices taken modulo ``n`` within the epoch.
+    """
+    n = S.shape[-1] // n_concat
+    return WarpPlan(rho, tau, n, n_concat=n_concat, onset=onset).apply(S)[0]
+
+
+def warp_slope(S, rho, tau, *, n_concat=1, onset=0):
+    """Local slope ``S[i1] - S[i0]`` of the interpolant at every warped position.
+
+    This is the derivative of :func:`warp` with respect to the position ``u``; multiplied by
+    ``t - onset`` (resp. ``-n``) it gives the derivative with respect to ``rho`` (resp. ``tau``).
+
+    Parameters
+    ----------
+    S, rho, tau, n_concat, onset
+        As in :func:`warp`.
+
+    Returns
+    -------
+    slope : array, shape (m, k, n_concat * n)
+    """
+    m, k, total = S.shape
+    n = total // n_concat
+    slope = WarpPlan(rho, tau, n, n_concat=n_concat, onset=onset).apply(S)[1]
+    return get_namespace(S).reshape(slope, (m, k, total))
+
+
+class WarpPlan:
+    """Gather indices and weights of one set of warps, shared by the forward warp, its slope and
+    its adjoint (computed once per loss evaluation).
+
+    Parameters
+    ----------
+    rho, tau : array, shape (m, k)
+        Dilations (> 0) and shifts (fraction of the epoch).
+    n : int
+        Epoch length.
+    n_concat : int, default=1
+    onset : int, default=0
+    pad : int, optional
+        An upper bound on ``|u - t|`` in samples (computed from ``rho`` and ``tau`` if omitted).
+    """
+
+    def __init__(self, rho, tau, n, *, n_concat=1, onset=0, pad=None):
+        xp = get_namespace(rho, tau)
+        self.xp = xp
+        m, k = rho.shape
+        self.shape = (m, k, n_concat, n)
+        dev = _device(rho)
+        u = warp_positions(rho, tau, n, onset)
+        i0 = _floor_int(xp, u)
+        self.frac = (u - xp.astype(i0, u.dtype))[:, :, None, :]
+        base = _epoch_index(xp, m, k, n_concat, n, dev)
+        self.idx0 = xp.reshape(base + xp.remainder(i0, n)[:, :, None, :], (-1,))
+        self.idx1 = xp.reshape(base + xp.remainder(i0 + 1, n)[:, :, None, :], (-1,))
+        if pad is None:
+            pad = max(0, -int(xp.min(i0)), int(xp.max(i0)) + 2 - n) + 1
+        pad = int(pad)
+        if pad > n:
+            raise ValueError(f"warps move samples by more than one epoch (pad={pad} > n={n})")
+        self.pad = pad
+        # lo[s] = #{t : u(t) < s} for s = -pad, ..., n + pad: closed form, then an exact
+        # fix-up so that it agrees with floor(u) despite rounding
+        s_grid = xp.arange(-pad, n + pad + 1, dtype=u.dtype, device=dev)
+        r = rho[..., None]
+        b = float(onset) - r * float(onset) - tau[..., None] * float(n)
+        lo = xp.clip(xp.astype(xp.ceil((s_grid - b) / r), xp.int64), 0, n)
+        s_int = xp.astype(s_grid, xp.int64)
+        flat_i0 = xp.reshape(i0, (-1,))
+        row = xp.reshape(xp.arange(m * k, dtype=xp.int64, device=dev) * n, (m, k, 1))
+        for _ in range(2):
+            prev = xp.clip(lo - 1, 0, n - 1)
+            too_far = (lo > 0) & (_gather(xp, flat_i0, row + prev) >= s_int)
+            lo = lo - xp.astype(too_far, xp.int64)
+            cur = xp.clip(lo, 0, n - 1)
+            too_short = (lo < n) & (_gather(xp, flat_i0, row + cur) < s_int)
+            lo = lo + xp.astype(too_short, xp.int64)
+        cbase = xp.reshape(xp.arange(m * k * n_concat, dtype=xp.int64, device=dev) * (n + 1),
+                           (m, k, n_concat, 1))
+        self.lo_idx = xp.reshape(cbase + lo[:, :, None, :], (-1,))
+
+    def gather(self, S):
+        """Neighbouring samples ``(s0, s1)`` of every warped position, shape (m, k, E, n)."""
+        xp = self.xp
+        flat = xp.reshape(S, (-1,))
+        s0 = xp.reshape(xp.take(flat, self.idx0, axis=0), self.shape)
+        s1 = xp.reshape(xp.take(flat, self.idx1, axis=0), self.shape)
+        return s0, s1
+
+    def apply(self, S):
+        """Warped signals, shape (m, k, n_concat * n), and the local slopes (m, k, E, n)."""
+        s0, s1 = self.gather(S)
+        slope = s1 - s0
+        m, k, e, n = self.shape
+        return self.xp.reshape(s0 + self.frac * slope, (m, k, e * n)), slope
+
+    def adjoint(self, G):
+        """``T^T G`` for ``G`` of shape (m, k, n_concat * n) (see :func:`warp_adjoint`)."""
+        xp = self.xp
+        m, k, n_concat, n = self.shape
+        pad = self.pad
+        dev = _device(G)
+        G4 = xp.reshape(G, self.shape)
+        zeros = xp.zeros((m, k, n_concat, 1), dtype=G.dtype, device=dev)
+        Gf = G4 * self.frac
+        c0 = xp.reshape(xp.concat([zeros, xp.cumulative_sum(G4 - Gf, axis=-1)], axis=-1), (-1,))
+        c1 = xp.reshape(xp.concat([zeros, xp.cumulative_sum(Gf, axis=-1)], axis=-1), (-1,))
+        ext_shape = (m, k, n_concat, n + 2 * pad + 1)
+        g0 = xp.reshape(xp.take(c0, self.lo_idx, axis=0), ext_shape)
+        g1 = xp.reshape(xp.take(c1, self.lo_idx, axis=0), ext_shape)
+        a0 = g0[..., 1:] - g0[..., :-1]  # weight landing on s (s = -pad .. n + pad - 1)
+        a1 = g1[..., 1:] - g1[..., :-1]  # weight landing on s + 1
+        ext = a0 + xp.concat([zeros, a1[..., :-1]], axis=-1)
+        # ext[..., q] is the weight on sample q - pad: fold the padding back (period n)
+        core = ext[..., pad:pad + n]
+        zpad = xp.zeros((m, k, n_concat, n - pad), dtype=G.dtype, device=dev)
+        out = (core + xp.concat([zpad, ext[..., :pad]], axis=-1)
+               + xp.concat([ext[..., pad + n:], zpad], axis=-1))
+        return xp.reshape(out, (m, k, n_concat * n))
+
+
+def warp_adjoint(G, rho, tau, *, n_concat=1, onset=0, pad=None):
+    """Adjoint (transpose) of :func:`warp` applied to ``G``.
+
+    The adjoint of linear interpolation scatters ``G[t] (1 - f_t)`` onto sample ``floor(u_t)``
+    and ``G[t] f_t`` onto the next one. Because ``u`` is increasing in ``t`` (``rho > 0``), the
+    samples landing on one grid point form a contiguous range of ``t`` whose ends are known in
+    closed form; the scatter is then two differences of cumulative sums, with no scatter-add
+    (not part of the array API standard).
+
+    Parameters
+    ----------
+    G : array, shape (m, k, n_concat * n)
+        Cotangent in warped time.
+    rho, tau : array, shape (m, k)
+        Dilations (> 0) and shifts (fraction of the epoch).
+    n_concat : int, default=1
+    onset : int, default=0
+    pad : int, optional
+        An upper bound on ``|u - t|`` in samples (computed from ``rho`` and ``tau`` if omitted).
+
+    Returns
+    -------
+    A : array, shape (m, k, n_concat * n)
+        ``A = T^T G``, so that ``sum(G * warp(S)) == sum(A * S)`` for every ``S``.
+    """
+    n = G.shape[-1] // n_concat
+    return WarpPlan(rho, tau, n, n_concat=n_concat, onset=onset, pad=pad).adjoint(G)
