@@ -1,0 +1,285 @@
+"""TinyLM: a small decoder-only transformer (pre-norm, RoPE, tied embeddings)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..._validation import check_int, check_option, check_positive
+
+__all__ = ["TinyLMConfig", "TinyLM", "apply_rope"]
+
+# (d_model, n_layers, n_heads) presets; counts are for the byte vocabulary and tied weights.
+_PRESETS = {
+    "0.1M": (48, 3, 3),
+    "0.5M": (96, 4, 4),
+    "1M": (128, 5, 4),
+    "5M": (256, 6, 4),
+    "10M": (320, 8, 5),
+    "25M": (512, 8, 8),
+    "50M": (640, 10, 10),
+}
+
+
+@dataclass
+class TinyLMConfig:
+    """Configuration of :class:`TinyLM`.
+
+    Parameters
+    ----------
+    vocab_size : int, default=256
+    d_model : int, default=128
+    n_layers : int, default=4
+    n_heads : int, default=4
+        Must divide ``d_model``; the head dimension must be even (RoPE).
+    d_ff : int, optional
+        Hidden size of the MLP (default ``4 * d_model``).
+    max_seq_len : int, default=256
+    attention : {'softmax', 'sigmoid'}, default='softmax'
+        Softmax attention through ``torch.nn.functional.scaled_dot_product_attention``, or the
+        package's sigmoid attention (``sciml_toolbox.nn.attention``; Ramapuram et al., 2024,
+        "Theory, analysis, and best practices for sigmoid self-attention").
+    rope_base : float, default=10000.0
+        Base of the rotary position embedding (Su et al., 2021, "RoFormer").
+    tie_weights : bool, default=True
+        Share the input embedding and the output projection (Press & Wolf, 2017).
+    dropout : float, default=0.0
+    norm_eps : float, default=1e-5
+    """
+
+    vocab_size: int = 256
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int | None = None
+    max_seq_len: int = 256
+    attention: str = "softmax"
+    rope_base: float = 10000.0
+    tie_weights: bool = True
+    dropout: float = 0.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        check_int(self.vocab_size, "vocab_size", min_value=2)
+        check_int(self.d_model, "d_model", min_value=2)
+        check_int(self.n_layers, "n_layers", min_value=1)
+        check_int(self.n_heads, "n_heads", min_value=1)
+        check_int(self.max_seq_len, "max_seq_len", min_value=1)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
+        if (self.d_model // self.n_heads) % 2:
+            raise ValueError("d_model / n_heads (the head dimension) must be even for RoPE, "
+                             f"got {self.d_model // self.n_heads}")
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+        check_int(self.d_ff, "d_ff", min_value=1)
+        check_option(self.attention, "attention", ("softmax", "sigmoid"))
+        check_positive(self.rope_base, "rope_base")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def from_size(cls, size, **kwargs):
+        """A preset of about ``size`` parameters.
+
+        Parameters
+        ----------
+        size : {'0.1M', '0.5M', '1M', '5M', '10M', '25M', '50M'}
+        **kwargs
+            Overrides of any field.
+        """
+        check_option(size, "size", tuple(_PRESETS))
+        d, n_layers, n_heads = _PRESETS[size]
+        return cls(**{"d_model": d, "n_layers": n_layers, "n_heads": n_heads, **kwargs})
+
+    def n_params(self):
+        """Closed-form parameter count of the model this config builds."""
+        d, f, v = self.d_model, self.d_ff, self.vocab_size
+        per_layer = 4 * d * d + 2 * d * f + 2 * d  # qkv + out, MLP in/out, two RMSNorm gains
+        head = 0 if self.tie_weights else v * d
+        return v * d + self.n_layers * per_layer + d + head
+
+    def to_dict(self):
+        """Plain dict of the fields (JSON-serialisable)."""
+        return asdict(self)
+
+
+def _rope_tables(seq_len, head_dim, base, device, dtype):
+    inv = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float64)
+                          / head_dim))
+    ang = torch.arange(seq_len, device=device, dtype=torch.float64)[:, None] * inv[None, :]
+    return torch.cos(ang).to(dtype), torch.sin(ang).to(dtype)
+
+
+def apply_rope(x, cos, sin):
+    """Rotary position embedding (Su et al., 2021) in the rotate-half layout.
+
+    Parameters
+    ----------
+    x : Tensor, shape (..., seq_len, head_dim)
+    cos, sin : Tensor, shape (seq_len, head_dim // 2)
+
+    Returns
+    -------
+    Tensor, shape (..., seq_len, head_dim)
+        Pairs ``(x[i], x[i + head_dim/2])`` rotated by angle ``pos * base^(-2i/head_dim)``.
+    """
+    h = x.shape[-1] // 2
+    x1, x2 = x[..., :h], x[..., h:]
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+def _sigmoid_attention():
+    try:
+        from ..attention import sigmoid_attention
+    except ImportError as exc:
+        raise ImportError(
+            "attention='sigmoid' needs sciml_toolbox.nn.attention.sigmoid_attention, which "
+            f"could not be imported ({exc}); use attention='softmax'") from exc
+    return sigmoid_attention
+
+
+class _Attention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.attention = cfg.attention
+        self.dropout = cfg.dropout
+        self._sigmoid = _sigmoid_attention() if cfg.attention == "sigmoid" else None
+
+    def forward(self, x, cos, sin):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.n_heads, d // self.n_heads).permute(
+            2, 0, 3, 1, 4)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if self._sigmoid is not None:
+            y = self._sigmoid(q, k, v, is_causal=True)
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+class _Block(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.norm1 = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.attn = _Attention(cfg)
+        self.norm2 = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.fc = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        self.proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, cos, sin):
+        x = x + self.drop(self.attn(self.norm1(x), cos, sin))
+        return x + self.drop(self.proj(F.gelu(self.fc(self.norm2(x)))))
+
+
+class TinyLM(nn.Module):
+    """Decoder-only transformer language model (pre-norm, RoPE, tied embeddings).
+
+    The architecture follows GPT-2 (Radford et al., 2019) with RMSNorm (Zhang & Sennrich,
+    2019) and rotary position embeddings (Su et al., 2021) instead of learned positions; there
+    are no biases. Residual output projections are initialised with standard deviation
+    ``0.02 / sqrt(2 n_layers)``.
+
+    Parameters
+    ----------
+    config : TinyLMConfig
+
+    Examples
+    --------
+    >>> model = TinyLM(TinyLMConfig(d_model=32, n_layers=2, n_heads=2))
+    >>> logits = model(torch.zeros(1, 8, dtype=torch.long))
+    >>> tuple(logits.shape)
+    (1, 8, 256)
+    """
+
+    def __init__(self, config=None):
+        super().__init__()
+        if config is None:
+            config = TinyLMConfig()
+        if not isinstance(config, TinyLMConfig):
+            raise TypeError(f"config must be a TinyLMConfig, got {type(config).__name__}")
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(_Block(config) for _ in range(config.n_layers))
+        self.norm = nn.RMSNorm(config.d_model, eps=config.norm_eps)
+        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.head.weight = self.embed.weight
+        hd = config.d_model // config.n_heads
+        cos, sin = _rope_tables(config.max_seq_len, hd, config.rope_base, None, torch.float32)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init)
+        for blk in self.blocks:
+            std = 0.02 / math.sqrt(2 * config.n_layers)
+            nn.init.normal_(blk.attn.out.weight, std=std)
+            nn.init.normal_(blk.proj.weight, std=std)
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def num_parameters(self):
+        """Number of distinct trainable parameters (tied weights counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx, targets=None):
+        """Next-token logits, or the mean cross-entropy when ``targets`` is given.
+
+        Parameters
+        ----------
+        idx : LongTensor, shape (batch, seq_len)
+            Token ids, ``seq_len <= config.max_seq_len``.
+        targets : LongTensor, shape (batch, seq_len), optional
+
+        Returns
+        -------
+        logits : Tensor, shape (batch, seq_len, vocab_size)
+            When ``targets`` is None.
+        loss : Tensor, shape ()
+            Mean next-token cross-entropy in nats, when ``targets`` is given.
+        """
+        n = idx.shape[1]
+        if n > self.config.max_seq_len:
+            raise ValueError(f"idx has sequence length {n} > max_seq_len "
+                             f"{self.config.max_seq_len}")
+        cos, sin = self.rope_cos[:n], self.rope_sin[:n]
+        x = self.drop(self.embed(idx))
+        for blk in self.blocks:
+            x = blk(x, cos.to(x.dtype), sin.to(x.dtype))
+        logits = self.head(self.norm(x))
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, *, temperature=1.0, generator=None):
+        """Sample ``max_new_tokens`` tokens autoregressively.
+
+        Parameters
+        ----------
+        idx : LongTensor, shape (batch, n)
+        max_new_tokens : int
+        temperature : float, default=1.0
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        LongTensor, shape (batch, n + max_new_tokens)
+        """
+        for _ in range(check_int(max_new_tokens, "max_new_tokens", min_value=0)):
+            logits = self(idx[:, -self.config.max_seq_len:])[:, -1] / temperature
+            nxt = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=generator)
+            idx = torch.cat([idx, nxt], dim=1)
+        return idx
