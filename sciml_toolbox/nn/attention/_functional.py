@@ -62,8 +62,6 @@ def _check_qkv(q, k, v):
                          f"v: {v.device}")
     if k.shape[-1] != q.shape[-1]:
         raise ValueError(f"k head dim ({k.shape[-1]}) must equal the q head dim ({q.shape[-1]})")
-    if v.shape[-1] != q.shape[-1]:
-        raise ValueError(f"v head dim ({v.shape[-1]}) must equal the q head dim ({q.shape[-1]})")
     if k.shape[:3] != v.shape[:3]:
         raise ValueError(f"k and v must have the same (B, H_kv, N_k), got {tuple(k.shape[:3])} "
                          f"and {tuple(v.shape[:3])}")
@@ -138,8 +136,8 @@ def sigmoid_attention(q, k, v, bias=None, *, scale=None, is_causal=False, alibi_
     k : Tensor, shape (B, H_kv, N_k, d)
         Keys. ``H_q`` must be a multiple of ``H_kv`` (grouped-query / multi-query attention:
         query head ``h`` uses key head ``h // (H_q / H_kv)``).
-    v : Tensor, shape (B, H_kv, N_k, d)
-        Values.
+    v : Tensor, shape (B, H_kv, N_k, d_v)
+        Values; ``d_v = d`` for the Triton backend.
     bias : float, optional
         The scalar ``b`` added to every score; default ``-log(N_k)``. Not differentiable.
     scale : float, optional
@@ -165,7 +163,7 @@ def sigmoid_attention(q, k, v, bias=None, *, scale=None, is_causal=False, alibi_
 
     Returns
     -------
-    out : Tensor, shape (B, H_q, N_q, d)
+    out : Tensor, shape (B, H_q, N_q, d_v)
         Same dtype and device as ``q``. Differentiable in ``q``, ``k`` and ``v``.
 
     Notes
@@ -195,7 +193,7 @@ def sigmoid_attention(q, k, v, bias=None, *, scale=None, is_causal=False, alibi_
 
     if backend == "auto":
         use_triton = (q.device.type == "cuda" and q.dtype in _TRITON_DTYPES and 16 <= d <= 256
-                      and triton_available(q.device))
+                      and v.shape[-1] == d and triton_available(q.device))
     else:
         use_triton = backend == "triton"
     if use_triton:
@@ -216,6 +214,9 @@ def sigmoid_attention(q, k, v, bias=None, *, scale=None, is_causal=False, alibi_
                             "float32 or backend='torch'")
         if not 16 <= d <= 256:
             raise ValueError(f"backend='triton' supports head dims 16 to 256, got q head dim {d}")
+        if v.shape[-1] != d:
+            raise ValueError(f"backend='triton' needs the v head dim ({v.shape[-1]}) to equal "
+                             f"the q head dim ({d}); backend='torch' allows them to differ")
         return mod.triton_sigmoid_attention(q, k, v, scale=scale, bias=bias, slopes=slopes,
                                             left=left, right=right, masked=masked)
     return chunked_sigmoid_attention(q, k, v, scale=scale, bias=bias, slopes=slopes, left=left,
