@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .._array_api import get_namespace, make_generator
@@ -12,6 +14,34 @@ from ._cca import _check_common_params, _lr_factor, landing_block_step
 from ._stochastic import epoch_batches, power_lambda_max, whiten_init
 
 __all__ = ["LandingICA"]
+
+
+def _real_numeric(X):
+    """Pre-checks with scikit-learn's wording (estimator_checks match these messages).
+
+    NumPy object arrays of numbers become float; complex, sparse, 1-D and empty input are
+    rejected with the messages scikit-learn users know.
+    """
+    if sp.issparse(X):
+        raise TypeError("X must be dense: sparse data is not supported by LandingICA")
+    if "complex" in str(getattr(X, "dtype", "")):
+        raise ValueError(f"X must be real: Complex data not supported (dtype {X.dtype})")
+    if not hasattr(X, "shape"):
+        X = np.asarray(X)  # lists and other array-likes
+    if isinstance(X, np.ndarray) and X.dtype == object:
+        X = np.asarray(X, dtype=np.float64)  # TypeError naming the bad entry otherwise
+    shape = tuple(X.shape)
+    if len(shape) == 1:
+        raise ValueError(
+            f"X must be a 2-D array, got shape {shape}. Reshape your data either using "
+            "X.reshape(-1, 1) if it has a single feature or X.reshape(1, -1) if it contains a "
+            "single sample."
+        )
+    if len(shape) == 2 and shape[1] == 0:
+        raise ValueError(
+            f"X has 0 feature(s) (shape={shape}) while a minimum of 1 is required."
+        )
+    return X
 
 
 class LandingICA(TransformerMixin, BaseEstimator):
@@ -133,7 +163,9 @@ class LandingICA(TransformerMixin, BaseEstimator):
         -------
         self : LandingICA
         """
-        X = check_array(X, "X", ndim=2, min_samples=2)
+        X = check_array(_real_numeric(X), "X", ndim=2)
+        if X.shape[0] < 2:
+            raise ValueError(f"X needs at least 2 samples, got n_samples = {X.shape[0]}")
         _check_common_params(self)
         check_option(self.fun, "fun", ("logcosh",))
         xp = get_namespace(X)
@@ -181,14 +213,18 @@ class LandingICA(TransformerMixin, BaseEstimator):
         self.n_features_in_ = d
         return self
 
-    def _check_fitted_X(self, X, n_expected, what):
+    def _check_fitted_X(self, X, axis, what):
         if not hasattr(self, "components_"):
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError("LandingICA is not fitted yet; call fit")
-        X = check_array(X, "X", ndim=2)
+        n_expected = self.components_.shape[axis]
+        X = check_array(_real_numeric(X), "X", ndim=2)
         if X.shape[1] != n_expected:
-            raise ValueError(f"X has {X.shape[1]} {what}, expected {n_expected}")
+            raise ValueError(
+                f"X has {X.shape[1]} {what}, but LandingICA is expecting {n_expected} "
+                f"{what} as input"
+            )
         return X
 
     def transform(self, X):
@@ -202,7 +238,7 @@ class LandingICA(TransformerMixin, BaseEstimator):
         -------
         S : array, shape (n_samples, p)
         """
-        X = self._check_fitted_X(X, self.components_.shape[1], "features")
+        X = self._check_fitted_X(X, 1, "features")
         return (X - self.mean_) @ self.components_.T
 
     def inverse_transform(self, X):
@@ -217,5 +253,5 @@ class LandingICA(TransformerMixin, BaseEstimator):
         -------
         X_rec : array, shape (n_samples, n_features)
         """
-        X = self._check_fitted_X(X, self.components_.shape[0], "components")
+        X = self._check_fitted_X(X, 0, "components")
         return X @ self.mixing_.T + self.mean_

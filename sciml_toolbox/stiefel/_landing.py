@@ -296,7 +296,7 @@ def safe_step_size(X, BX, direction, curvature, *, epsilon=0.5, symmetric_part=N
         C = BX.T @ direction
         symmetric_part = C + C.T
     S = symmetric_part
-    tiny = float(xp.finfo(X.dtype).tiny) ** 0.5
+    tiny = float(xp.finfo(X.dtype).smallest_normal) ** 0.5
     d = xp.sqrt(xp.sum(h * h))
     d_safe = xp.clip(d, min=tiny)
     c1 = xp.sum(h * S)
