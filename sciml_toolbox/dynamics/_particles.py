@@ -75,13 +75,13 @@ def simulate_particles(X0, Q, K, V, t_eval, kind="softmax", *, method="rk4", dt=
             return X
         return X / xp.sqrt(xp.sum(X * X, axis=-1, keepdims=True))
 
-    X = retract(X0 * 1.0)
     if sphere and not bool(xp.all(xp.sum(X0 * X0, axis=-1) > 0)):
         raise ValueError("X0 must have non-zero rows when sphere=True")
+    X = retract(X0 * 1.0)
     out = [X]
     for t0, t1 in zip(t_eval[:-1], t_eval[1:], strict=True):
         n_steps = max(1, math.ceil((t1 - t0) / dt - 1e-9))
-        h = (t1 - t0) / n_steps
+        h = float(t1 - t0) / n_steps
         for _ in range(n_steps):
             if method == "euler":
                 X = X + h * vel(X)

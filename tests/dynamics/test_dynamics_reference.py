@@ -471,7 +471,7 @@ def test_gaussian_vector_field_matches_monte_carlo(kind):
     K = np.array([[0.6, 0.0], [0.3, -0.5]])
     V = np.array([[1.0, 0.3], [-0.2, 0.8]])
     X = rng.multivariate_normal(alpha, S, size=n)
-    opts = {"n_iter": 31} if kind == "sinkhorn" else {}
+    opts = {"n_iter": 21} if kind == "sinkhorn" else {}
     vel = attention_velocity(X, Q, K, V, kind=kind, block_size=1024, **opts)
     b_mc, M_mc = _fit_affine(X, vel)
     b, M = gaussian_vector_field(alpha, S, Q, K, V, kind=kind)
@@ -506,7 +506,7 @@ def _particle_error(n, seed, T=0.5):
     K = np.array([[0.7, 0.2], [-0.3, 0.5]])
     V = np.array([[0.9, 0.2], [-0.1, 0.7]])
     X0 = rng.multivariate_normal(alpha, S, size=n)
-    traj = simulate_particles(X0, Q, K, V, [0.0, T], dt=0.1)
+    traj = simulate_particles(X0, Q, K, V, [0.0, T], dt=0.25)
     m_emp = traj[-1].mean(axis=0)
     S_emp = np.cov(traj[-1].T, bias=True)
     means, covs = gaussian_ode(alpha, S, Q, K, V, [0.0, T])
