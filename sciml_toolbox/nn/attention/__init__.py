@@ -6,6 +6,7 @@ Best Practices for Sigmoid Self-Attention", arXiv:2409.04431).
 """
 
 from ._functional import sigmoid_attention, triton_available
+from ._hf import hf_sigmoid_attention_forward, register_hf_attention
 from ._modules import SigmoidMultiheadAttention, alibi_slopes, apply_rope
 
 __all__ = [
@@ -14,4 +15,6 @@ __all__ = [
     "SigmoidMultiheadAttention",
     "alibi_slopes",
     "apply_rope",
+    "register_hf_attention",
+    "hf_sigmoid_attention_forward",
 ]

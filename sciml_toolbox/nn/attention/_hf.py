@@ -1,0 +1,112 @@
+"""Hugging Face transformers integration: sigmoid attention as an ``attn_implementation``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._functional import sigmoid_attention
+
+__all__ = ["register_hf_attention", "hf_sigmoid_attention_forward"]
+
+
+def _explicit_mask_attention(q, k, v, keep, scale, bias):
+    """sigmoid(q k^T scale + b) * keep @ v for an arbitrary boolean mask (O(N_q N_k) memory)."""
+    group = q.shape[1] // k.shape[1]
+    if group > 1:
+        k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+    cdt = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+    s = torch.matmul(q.to(cdt), k.to(cdt).transpose(-1, -2)) * scale + bias
+    p = torch.sigmoid(s) * keep.to(cdt)
+    return torch.matmul(p, v.to(cdt)).to(q.dtype)
+
+
+def hf_sigmoid_attention_forward(module, query, key, value, attention_mask, dropout=0.0,
+                                 scaling=None, is_causal=None, **kwargs):
+    """Attention function with the signature transformers expects of an attention interface.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The model's attention module (``module.is_causal`` and ``module.config`` are read).
+    query : Tensor, shape (B, H_q, N_q, d)
+    key, value : Tensor, shape (B, H_kv, N_k, d)
+    attention_mask : Tensor of shape (B, 1, N_q, N_k) or None
+        Boolean (True = attend) or additive float mask built by transformers' ``sdpa`` mask
+        function; None for a plain causal or bidirectional pass.
+    dropout : float, default=0.0
+        Must be 0 (dropout on sigmoid weights is not supported).
+    scaling : float, optional
+        Score scale (default ``1 / sqrt(d)``).
+    is_causal : bool, optional
+        Default ``module.is_causal``.
+    **kwargs
+        ``sigmoid_bias`` (float) overrides the bias; otherwise ``config.sigmoid_attn_bias`` when
+        the model config has it, else ``-log(N_k)``.
+
+    Returns
+    -------
+    out : Tensor, shape (B, N_q, H_q, d)
+    weights : None
+    """
+    if dropout and module.training:
+        raise ValueError(f"dropout must be 0 for sigmoid attention, got {dropout}")
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scaling is None else float(scaling)
+    bias = kwargs.get("sigmoid_bias")
+    if bias is None:
+        bias = getattr(getattr(module, "config", None), "sigmoid_attn_bias", None)
+    if is_causal is None:
+        is_causal = bool(getattr(module, "is_causal", True))
+    q_len, kv_len = query.shape[2], key.shape[2]
+    if attention_mask is None:
+        # as transformers' sdpa path: an empty static cache gives kv_len > q_len at prefill
+        if is_causal and q_len > 1 and kv_len > q_len:
+            key, value = key[:, :, :q_len], value[:, :, :q_len]
+        out = sigmoid_attention(query, key, value, bias, scale=scale,
+                                is_causal=is_causal and q_len > 1)
+    else:
+        keep = attention_mask
+        if keep.dtype != torch.bool:
+            keep = keep > torch.finfo(keep.dtype).min / 2
+        b = -math.log(kv_len) if bias is None else float(bias)
+        out = _explicit_mask_attention(query, key, value, keep, scale, b)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register_hf_attention(name="sigmoid"):
+    """Register sigmoid attention with transformers as ``attn_implementation=name``.
+
+    After registration, ``AutoModel.from_config(config, attn_implementation="sigmoid")`` (or
+    ``model.set_attn_implementation("sigmoid")``) runs every attention layer of a model that
+    supports the attention interface through :func:`hf_sigmoid_attention_forward`: causal or
+    full passes without padding go through :func:`sigmoid_attention` (Triton on CUDA); passes
+    with a padding mask use an explicit-mask formula with O(N^2) memory. Set
+    ``config.sigmoid_attn_bias`` to a fixed bias (for example ``-log(training length)``) so that
+    cached generation uses the training bias; otherwise ``b = -log(N_k)`` of each call.
+
+    Parameters
+    ----------
+    name : str, default='sigmoid'
+
+    Returns
+    -------
+    name : str
+
+    Raises
+    ------
+    ImportError
+        When transformers is not installed (``pip install sciml-toolbox[hf]``).
+    """
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    except ImportError as exc:
+        raise ImportError("register_hf_attention needs transformers (pip install "
+                          "'sciml-toolbox[hf]')") from exc
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    AttentionInterface.register(name, hf_sigmoid_attention_forward)
+    # boolean masks in the sdpa layout (None when a plain causal pass suffices)
+    AttentionMaskInterface.register(name, sdpa_mask)
+    return name
