@@ -137,7 +137,8 @@ def make_multiview_sources(n_subjects=5, n_sources=3, n_times=600, *, n_concat=5
         centers = rng.permutation(np.arange(k) * (0.8 * n - n / 3) / k + n / 3)
         widths = rng.integers(max(n // 25, 1), max(n // 10, 2), size=k)
         heights = rng.uniform(0.7, 1.4, size=k)
-        bumps = np.stack([_bump(n, c, w, h) for c, w, h in zip(centers, widths, heights, strict=True)
+        bumps = np.stack([
+            _bump(n, c, w, h) for c, w, h in zip(centers, widths, heights, strict=True)
         ])
         sines = np.stack([
             _windowed_sines(n, rng.uniform(0, freq_level, n_bins), 4 * rng.standard_normal(n_bins),

@@ -268,11 +268,11 @@ class MVICA(TransformerMixin, BaseEstimator):
     def _views_for_transform(self, X):
         check_is_fitted(self, "components_")
         views, _ = _as_views(X, self.n_concat_)
-        m = len(self.unmixings_)
+        m = self.unmixings_.shape[0]
         if len(views) != m:
             raise ValueError(f"X must hold {m} subjects (as in fit), got {len(views)}")
         for i, v in enumerate(views):
-            p = self.components_[i].shape[-1]
+            p = _item(self.components_, i).shape[-1]
             if v.shape[0] != p:
                 raise ValueError(f"X[{i}] must have {p} channels (as in fit), got {v.shape[0]}")
         return views
@@ -292,7 +292,9 @@ class MVICA(TransformerMixin, BaseEstimator):
         views = self._views_for_transform(X)
         xp = get_namespace(*views)
         return xp.stack(
-            [self.components_[i] @ (xp.astype(v, self.components_[i].dtype) - self.means_[i])
+            [_item(self.components_, i)
+             @ (xp.astype(v, self.components_.dtype if not isinstance(self.components_, list)
+                          else self.components_[i].dtype) - _item(self.means_, i))
              for i, v in enumerate(views)], axis=0)
 
     def inverse_transform(self, S):
@@ -310,7 +312,7 @@ class MVICA(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "components_")
         xp = get_namespace(S)
-        m = len(self.unmixings_)
+        m = self.unmixings_.shape[0]
         if S.ndim == 2:
             rho = self.dilations_
             tau = self.shifts_
@@ -322,7 +324,7 @@ class MVICA(TransformerMixin, BaseEstimator):
                 f"S must have shape ({m}, {self.n_components_}, T) or "
                 f"({self.n_components_}, T), got {tuple(S.shape)}"
             )
-        out = [self.mixings_[i] @ S[i, ...] + self.means_[i] for i in range(m)]
+        out = [_item(self.mixings_, i) @ S[i, ...] + _item(self.means_, i) for i in range(m)]
         if isinstance(self.mixings_, list):
             return out
         return xp.stack(out, axis=0)
@@ -458,6 +460,11 @@ class MVICAD2(MVICAD):
         self.tol = tol
         self.random_state = random_state
         self.verbose = verbose
+
+
+def _item(stacked, i):
+    """``stacked[i]`` for a list or a stacked array (full index, as the array API requires)."""
+    return stacked[i] if isinstance(stacked, list) else stacked[i, ...]
 
 
 def _pinv(a):

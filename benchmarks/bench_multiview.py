@@ -1,0 +1,201 @@
+"""MVICA / MVICAD / MVICAD2 here against the authors' MVICAD2 code, on the paper's protocol.
+
+Each fit runs in a fresh subprocess (so that peak resident memory, ``ru_maxrss``, is measured the
+same way for both codes); the data come from :func:`sciml_toolbox.datasets.make_multiview_sources`
+and are handed to both sides through a temporary ``.npz`` file. Wall time is measured inside the
+subprocess around the fit only (imports and data loading excluded; the authors' JAX compilation
+is part of their fit and counted).
+
+The authors' code (``mvica_ds`` from github.com/AmbroiseHeurtebise/internship_m2, no licence:
+read and run only) is never copied into this repository: point ``--ref-dir`` at a local checkout
+holding ``multiviewica_delay/`` and ``--ref-python`` at an interpreter with jax, python-picard,
+multiviewica and fastsrm (defaults: ``/tmp/ref_multiview`` and its ``venv``). Their settings are
+those of their noise sweep (W_scale 20, onset 200, 10 x 10 grid, smoothing and envelope terms,
+``noise_model=1``). Without the reference copy only this package is measured.
+
+Usage::
+
+    flock /tmp/sciml_bench.lock .venv/bin/python benchmarks/bench_multiview.py [--full]
+        [--device cpu|cuda] [--ref-dir DIR] [--ref-python PY]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_result  # noqa: E402
+
+from sciml_toolbox.datasets import make_multiview_sources  # noqa: E402
+from sciml_toolbox.multiview import amari_distance, warp_errors  # noqa: E402
+from sciml_toolbox.multiview._metrics import match_sources  # noqa: E402
+
+MAX_DILATION, MAX_SHIFT, ONSET, N_CONCAT, N_TIMES, NOISE = 1.15, 0.05, 200, 5, 600, 0.01
+
+OURS = r'''
+import json, resource, sys, time
+import numpy as np
+from sciml_toolbox.multiview import MVICA, MVICAD, MVICAD2
+path, method, seed, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+X = np.load(path)["X"]
+if device != "numpy":
+    import torch
+    X = torch.asarray(X, device=device)
+kw = dict(noise=0.1, random_state=seed)
+warp = dict(n_concat=5, onset=200, max_shift=0.05)
+est = {"MVICAD2": lambda: MVICAD2(max_dilation=1.15, **warp, **kw),
+       "MVICAD": lambda: MVICAD(**warp, **kw),
+       "MVICA": lambda: MVICA(**kw),
+       "GroupICA": lambda: MVICA(init="groupica", max_iter=0, **kw)}[method]()
+if device.startswith("cuda"):
+    est.fit(X[:, :, :600 * 5]); torch.cuda.synchronize()   # warm-up (CUDA context)
+t0 = time.perf_counter()
+est.fit(X)
+if device.startswith("cuda"):
+    torch.cuda.synchronize()
+wall = time.perf_counter() - t0
+np_ = lambda a: a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+out = dict(time=wall, n_iter=int(est.n_iter_), maxrss_mb=resource.getrusage(
+    resource.RUSAGE_SELF).ru_maxrss / 1024, W=np_(est.components_).tolist(),
+    dilations=np_(est.dilations_).tolist(), shifts=np_(est.shifts_).tolist())
+print("RESULT" + json.dumps(out))
+'''
+
+AUTHORS = r'''
+import json, resource, sys, time, warnings
+warnings.filterwarnings("ignore")
+import numpy as np
+path, method, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+X = np.load(path)["X"]
+m, p, total = X.shape
+n = total // 5
+t0 = time.perf_counter()
+if method == "MVICAD2":
+    from multiviewica_delay import mvica_ds
+    W, rho, tau, _ = mvica_ds(
+        X, n_concat=5, max_dilation=1.15, max_shift=0.05, W_scale=20,
+        dilation_scale_per_source=True, verbose=False, random_state=seed, noise_model=1,
+        number_of_filters_envelop=1, filter_length_envelop=5,
+        number_of_filters_squarenorm_f=1, filter_length_squarenorm_f=2,
+        use_envelop_term=True, penalization_scale=1, return_all_iterations=False,
+        nb_points_grid_init=10, onset=200, max_iter=3000)
+    W, rho, tau = np.asarray(W), np.asarray(rho), np.asarray(tau)
+    dil, shi = 1.0 / rho, -tau / rho
+elif method == "MVICAD":
+    from multiviewica_delay import mvica_s
+    _, W, _, _, _, _ = mvica_s(X, shared_delays=False, max_delay=int(0.05 * n),
+                               random_state=seed, max_iter=3000, continuous_delays=False)
+    dil, shi = np.ones((m, p)), np.zeros((m, p))
+else:
+    from multiviewica import multiviewica
+    _, W, _ = multiviewica(X, max_iter=3000, random_state=seed, tol=1e-3)
+    dil, shi = np.ones((m, p)), np.zeros((m, p))
+wall = time.perf_counter() - t0
+out = dict(time=wall, maxrss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           W=np.asarray(W).tolist(), dilations=dil.tolist(), shifts=shi.tolist())
+print("RESULT" + json.dumps(out))
+'''
+
+
+def _run(python, code, args, env=None, timeout=3600):
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
+        fh.write(code)
+        script = fh.name
+    try:
+        proc = subprocess.run([python, script, *map(str, args)], capture_output=True, text=True,
+                              env=env, timeout=timeout)
+    finally:
+        os.unlink(script)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[len("RESULT"):])
+    raise RuntimeError(f"subprocess failed:\n{proc.stderr[-3000:]}")
+
+
+def _score(res, data):
+    W = np.asarray(res["W"])
+    amari = amari_distance(W, data.mixings)
+    order = match_sources(W[0], data.mixings[0])
+    ed, es = warp_errors(np.asarray(res["dilations"]), np.asarray(res["shifts"]),
+                         data.dilations, data.shifts, max_dilation=MAX_DILATION,
+                         max_shift=MAX_SHIFT, order=order)
+    return dict(amari=amari, dilation_error=ed, shift_error=es, time_s=res["time"],
+                maxrss_mb=res["maxrss_mb"])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--full", action="store_true", help="the three settings of the paper")
+    p.add_argument("--out", default=None)
+    p.add_argument("--device", default="cpu", help="cpu (NumPy) or a torch device, e.g. cuda")
+    p.add_argument("--ref-dir", default="/tmp/ref_multiview")
+    p.add_argument("--ref-python", default=None)
+    args = p.parse_args(argv)
+    ref_dir = Path(args.ref_dir)
+    ref_python = args.ref_python or str(ref_dir / "venv" / "bin" / "python")
+    have_ref = (ref_dir / "multiviewica_delay").is_dir() and Path(ref_python).exists()
+    device = "numpy" if args.device == "cpu" else args.device
+    if args.full:
+        settings = [(5, 3, [0, 1, 2]), (10, 10, [0]), (20, 3, [0])]
+    else:
+        settings = [(5, 3, [0])]
+    env = dict(os.environ, PYTHONPATH=str(ref_dir), JAX_PLATFORMS="cpu")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for m, k, seeds in settings:
+            for seed in seeds:
+                data = make_multiview_sources(m, k, N_TIMES, n_concat=N_CONCAT, noise=NOISE,
+                                              max_dilation=MAX_DILATION, max_shift=MAX_SHIFT,
+                                              onset=ONSET, random_state=seed)
+                path = os.path.join(tmp, f"data_{m}_{k}_{seed}.npz")
+                np.savez(path, X=data.X)
+                for method in ("MVICAD2", "MVICAD", "MVICA", "GroupICA"):
+                    res = _run(sys.executable, OURS, [path, method, seed, device])
+                    row = dict(code="sciml_toolbox", device=args.device, method=method, m=m,
+                               k=k, seed=seed, **_score(res, data))
+                    rows.append(row)
+                    print(json.dumps(row))
+                if have_ref:
+                    for method in ("MVICAD2", "MVICAD", "MVICA"):
+                        res = _run(ref_python, AUTHORS, [path, method, seed], env=env)
+                        row = dict(code="authors", device="cpu", method=method, m=m, k=k,
+                                   seed=seed, **_score(res, data))
+                        rows.append(row)
+                        print(json.dumps(row))
+    summary = []
+    for m, k, _ in settings:
+        def med(code, method, key, m=m, k=k):
+            vals = [r[key] for r in rows if r["code"] == code and r["method"] == method
+                    and r["m"] == m and r["k"] == k]
+            return float(np.median(vals)) if vals else None
+        entry = dict(m=m, k=k)
+        for method in ("MVICAD2", "MVICAD", "MVICA", "GroupICA"):
+            for key in ("amari", "time_s", "maxrss_mb"):
+                entry[f"ours_{method}_{key}"] = med("sciml_toolbox", method, key)
+                entry[f"authors_{method}_{key}"] = med("authors", method, key)
+        for key in ("dilation_error", "shift_error"):
+            entry[f"ours_MVICAD2_{key}"] = med("sciml_toolbox", "MVICAD2", key)
+            entry[f"authors_MVICAD2_{key}"] = med("authors", "MVICAD2", key)
+        if entry["authors_MVICAD2_time_s"]:
+            entry["speedup_MVICAD2"] = entry["authors_MVICAD2_time_s"] / entry[
+                "ours_MVICAD2_time_s"]
+        summary.append(entry)
+        print(json.dumps(entry))
+    name = "multiview" if args.device == "cpu" else f"multiview_{args.device.split(':')[0]}"
+    write_result(name, {"rows": rows, "summary": summary, "reference_available": have_ref,
+                        "settings": dict(n_times=N_TIMES, n_concat=N_CONCAT, noise=NOISE,
+                                         max_dilation=MAX_DILATION, max_shift=MAX_SHIFT,
+                                         onset=ONSET)},
+                 mode="full" if args.full else "quick", out=args.out)
+
+
+if __name__ == "__main__":
+    main()
