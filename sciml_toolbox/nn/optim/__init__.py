@@ -6,10 +6,12 @@ from ._ademamix import (
     ademamix_alpha_scheduler,
     ademamix_beta3_scheduler,
 )
+from ._landing import LandingGeneralizedStiefel
 
 __all__: list[str] = [
     "AdEMAMix",
     "SimplifiedAdEMAMix",
     "ademamix_alpha_scheduler",
     "ademamix_beta3_scheduler",
+    "LandingGeneralizedStiefel",
 ]

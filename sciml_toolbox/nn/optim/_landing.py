@@ -1,0 +1,224 @@
+r"""torch optimizer for parameters constrained to the generalized Stiefel manifold.
+
+The update is the landing step of :mod:`sciml_toolbox.stiefel`; this module only manages
+parameter groups, state and the per-step B. The array core is called directly with torch
+tensors (they go through the array-API namespace), so CPU and CUDA parameters are handled by
+the same code as the NumPy solvers.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...stiefel import landing_direction, safe_step_size
+
+__all__ = ["LandingGeneralizedStiefel"]
+
+
+def _lookup(obj, p, index, name):
+    """Resolve a per-step B / BX argument for parameter ``p`` (``index`` in the flat list)."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(p)
+    if isinstance(obj, (list, tuple)):
+        if index >= len(obj):
+            raise ValueError(f"{name} has {len(obj)} entries, fewer than the parameters")
+        return obj[index]
+    return obj
+
+
+class LandingGeneralizedStiefel(torch.optim.Optimizer):
+    r"""Landing SGD on :math:`\{X \in \mathbb{R}^{n\times p} : X^\top B X = I_p\}`.
+
+    Each step moves every parameter along
+    :math:`\Lambda(X) = \mathrm{skew}(G X^\top B) BX + \omega BX(X^\top BX - I_p)`
+    (:func:`sciml_toolbox.stiefel.landing_direction`), with :math:`G` the gradient (or its
+    momentum buffer), and caps the step with the safe step of
+    :func:`sciml_toolbox.stiefel.safe_step_size` so that
+    :math:`\|X^\top BX - I\|_F \le \varepsilon` is kept. B can change at every step: a
+    minibatch covariance :math:`B_\zeta` (Vary et al., ICML 2024) is passed to :meth:`step`
+    either as a matrix / callable (``B``) or directly as the product ``BX``.
+
+    Parameters
+    ----------
+    params : iterable
+        Parameters (2-D tensors of shape (n, p), ``p <= n``) or parameter-group dicts.
+    lr : float
+        Step size :math:`\eta`.
+    omega : float, default=1.0
+        Weight of the normal (penalty) direction.
+    epsilon : float or None, default=0.5
+        Safe-region radius; ``None`` disables the safe step. The safe step needs ``B @ D``: it
+        is skipped for a parameter given only ``BX`` unless the group sets ``lambda_max`` (an
+        upper bound on the largest eigenvalue of B), which gives the bound
+        :math:`\|\Lambda^\top B\Lambda\|_F \le \lambda_{\max}\|\Lambda\|_F^2`.
+    momentum : float, default=0.0
+        Heavy-ball momentum on the Euclidean gradient.
+    weight_decay : float, default=0.0
+        Adds ``weight_decay * X`` to the gradient.
+    lambda_max : float or None, default=None
+        See ``epsilon``.
+    foreach : bool or None, default=None
+        Apply the final in-place updates with ``torch._foreach_add_`` (the directions involve
+        per-parameter matrix products either way).
+    fused : bool or None, default=None
+        Not available (``True`` raises ``ValueError``); kept for the torch.optim signature.
+
+    Notes
+    -----
+    :meth:`step` takes ``B`` or ``BX`` (keyword): a tensor (used for every parameter), a
+    callable ``V -> B @ V``, a dict keyed by parameter, or a list in the order of the
+    parameters over all groups. A group may also hold a fixed ``"B"`` (tensor or callable).
+    The relative gradient never inverts B, so a rank-deficient minibatch covariance is fine.
+    Works with any torch device; DTensor (FSDP2) parameters are not handled specially.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sciml_toolbox.nn.optim import LandingGeneralizedStiefel
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> A = torch.randn(6, 6, dtype=torch.float64); A = A + A.T
+    >>> B = torch.eye(6, dtype=torch.float64) * 2.0
+    >>> X = torch.nn.Parameter(torch.linalg.qr(torch.randn(6, 2, dtype=torch.float64))[0] / 2**0.5)
+    >>> opt = LandingGeneralizedStiefel([X], lr=0.05)
+    >>> for _ in range(500):
+    ...     opt.zero_grad()
+    ...     loss = -0.5 * torch.trace(X.T @ A @ X)
+    ...     loss.backward()
+    ...     opt.step(B=B)
+    >>> bool(torch.allclose(X.detach().T @ B @ X.detach(), torch.eye(2, dtype=torch.float64),
+    ...                     atol=1e-6))
+    True
+    """
+
+    def __init__(
+        self,
+        params,
+        lr,
+        *,
+        omega=1.0,
+        epsilon=0.5,
+        momentum=0.0,
+        weight_decay=0.0,
+        lambda_max=None,
+        foreach=None,
+        fused=None,
+    ):
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if not omega >= 0:
+            raise ValueError(f"omega must be >= 0, got {omega!r}")
+        if epsilon is not None and not epsilon > 0:
+            raise ValueError(f"epsilon must be > 0 or None, got {epsilon!r}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        if not weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        if lambda_max is not None and not lambda_max > 0:
+            raise ValueError(f"lambda_max must be > 0 or None, got {lambda_max!r}")
+        if fused:
+            raise ValueError("fused=True is not available for LandingGeneralizedStiefel")
+        defaults = dict(
+            lr=lr,
+            omega=omega,
+            epsilon=epsilon,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            lambda_max=lambda_max,
+            foreach=foreach,
+            fused=fused,
+        )
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.ndim != 2 or p.shape[1] > p.shape[0]:
+                    raise ValueError(
+                        "params must be 2-D tensors of shape (n, p) with p <= n, got shape "
+                        f"{tuple(p.shape)}"
+                    )
+
+    @torch.no_grad()
+    def step(self, closure=None, *, B=None, BX=None):
+        """Take one landing step.
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Re-evaluates the model and returns the loss.
+        B : tensor (n, n), callable, dict or list, optional
+            The constraint matrix (or a minibatch estimate) for this step.
+        BX : tensor (n, p), dict or list, optional
+            Precomputed ``B @ X`` for this step (the stochastic mode: ``A_b.T @ (A_b @ X) / r``).
+
+        Returns
+        -------
+        loss : tensor or None
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        index = -1
+        for group in self.param_groups:
+            updates_p, updates_d = [], []
+            for p in group["params"]:
+                index += 1
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(
+                        "LandingGeneralizedStiefel does not support sparse gradients"
+                    )
+                Bp = _lookup(B, p, index, "B")
+                if Bp is None:
+                    Bp = group.get("B")
+                BXp = _lookup(BX, p, index, "BX")
+                if Bp is None and BXp is None:
+                    raise ValueError(
+                        "step() needs B or BX for every parameter (or a group with a 'B' entry)"
+                    )
+                apply_B = (lambda V, M=Bp: M(V)) if callable(Bp) else (
+                    None if Bp is None else (lambda V, M=Bp: M @ V)
+                )
+                if BXp is None:
+                    BXp = apply_B(p)
+                if tuple(BXp.shape) != tuple(p.shape):
+                    raise ValueError(
+                        f"BX must have the shape of the parameter {tuple(p.shape)}, got "
+                        f"{tuple(BXp.shape)}"
+                    )
+                G = p.grad
+                if group["weight_decay"]:
+                    G = G + group["weight_decay"] * p
+                if group["momentum"]:
+                    state = self.state[p]
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = G.detach().clone()
+                    else:
+                        buf.mul_(group["momentum"]).add_(G)
+                    G = buf
+                D = landing_direction(p, G, BXp, omega=group["omega"])
+                eta = group["lr"]
+                if group["epsilon"] is not None:
+                    if apply_B is not None:
+                        curv = (D * apply_B(D)).sum()
+                    elif group["lambda_max"] is not None:
+                        curv = group["lambda_max"] * (D * D).sum()
+                    else:
+                        curv = None
+                    if curv is not None:
+                        safe = safe_step_size(p, BXp, D, curv, epsilon=group["epsilon"])
+                        eta = torch.clamp(safe, max=group["lr"])
+                updates_p.append(p)
+                updates_d.append(-eta * D)
+            if not updates_p:
+                continue
+            if group["foreach"]:
+                torch._foreach_add_(updates_p, updates_d)
+            else:
+                for p, d in zip(updates_p, updates_d, strict=True):
+                    p.add_(d)
+        return loss
