@@ -231,7 +231,7 @@ def train_ddpm(images=None, *, n_images=None, n_iter=3000, batch_size=128, lr=2e
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if verbose and (it + 1) % max(1, n_iter // 10) == 0:
             print(f"iter {it + 1}/{n_iter}  loss {np.mean(losses[-100:]):.4f}")
     model.eval()
