@@ -174,23 +174,24 @@ def test_alibi_is_the_true_distance_bias():
 
 def test_gradcheck_torch_path_float64():
     g = torch.Generator().manual_seed(1)
-    q = torch.randn(1, 4, 6, 8, dtype=torch.float64, generator=g, requires_grad=True)
-    k = torch.randn(1, 2, 9, 8, dtype=torch.float64, generator=g, requires_grad=True)
-    v = torch.randn(1, 2, 9, 8, dtype=torch.float64, generator=g, requires_grad=True)
+    q = torch.randn(1, 4, 5, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    k = torch.randn(1, 2, 7, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    v = torch.randn(1, 2, 7, 4, dtype=torch.float64, generator=g, requires_grad=True)
     slopes = torch.tensor([0.3, 0.1, 0.05, 0.0], dtype=torch.float64)
 
     def f(q, k, v):
         return sigmoid_attention(q, k, v, 0.2, is_causal=True, alibi_slopes=slopes,
-                                 window=(4, None), backend="torch", chunk_size=4)
+                                 window=(3, None), backend="torch", chunk_size=3)
 
-    assert torch.autograd.gradcheck(f, (q, k, v))
+    assert torch.autograd.gradcheck(f, (q, k, v), fast_mode=True)
 
     def f2(q, k, v):
         return sigmoid_attention(q, k, v, backend="torch", chunk_size=2)
 
-    assert torch.autograd.gradcheck(f2, (q, k, v))
+    assert torch.autograd.gradcheck(f2, (q, k, v), fast_mode=True)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning")
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 def test_fp16_large_logits_stay_finite(backend):
     if backend == "triton":
