@@ -368,8 +368,10 @@ def _last_dim_contiguous(t):
 def _launch_params(q, fast):
     fast = bool(fast) and not INTERPRET and q.is_cuda and q.dtype in (torch.float16,
                                                                        torch.bfloat16)
-    precision = "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
-    return fast, precision
+    # fp32 products follow torch's TF32 switch; for fp16/bf16 the setting is moot and "tf32" is
+    # Triton's default (kept so the tensor-core path is chosen exactly as without the argument)
+    ieee = q.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
+    return fast, "ieee" if ieee else "tf32"
 
 
 class _FlashSigmoid(torch.autograd.Function):

@@ -104,9 +104,11 @@ CASES = [
                            "alibi_slopes": torch.tensor([[0.25, 0.0625]])}),
     (1, 2, 2, 30, 50, 16, {"window": (5, 3)}),
     (1, 2, 2, 24, 24, 80, {"scale": 0.3}),  # head dim not a power of two
+    # wide window: masked, unmasked and masked tile ranges in one row of tiles
+    (1, 2, 2, 80, 80, 16, {"window": (40, 3)}),
 ]
 IDS = ["plain", "causal", "gqa-causal-nq<nk", "mqa-causal-nq>nk", "d128-b0", "alibi",
-       "causal-window-alibi", "window-lr", "d80-scale"]
+       "causal-window-alibi", "window-lr", "d80-scale", "wide-window"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
