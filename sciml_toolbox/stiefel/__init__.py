@@ -17,12 +17,14 @@ from ._landing import (
     riemannian_gradient,
     safe_step_size,
 )
+from ._problems import make_gevp_pencil
 from ._retraction import cholesky_retraction, polar_retraction
 
 __all__ = [
     "LandingCCA",
     "LandingICA",
     "generalized_eigh",
+    "make_gevp_pencil",
     "landing_direction",
     "landing_step",
     "normal_direction",

@@ -301,9 +301,9 @@ def generalized_eigh(
             lr_auto = 2.0 / max(lam_A * lam_B, 1e-300)
         if method == "plam":
             # PLAM's curvature grows like lambda_B * lambda_1(B^{-1}A); the Ritz values of the
-            # B-orthonormal start bound lambda_1 from below, hence the extra factor 1/4.
+            # B-orthonormal start bound lambda_1 from below, hence the extra factor 1/10.
             lam_ritz = float(xp.max(xp.abs(xp.linalg.eigvalsh(0.5 * (X.T @ AX + AX.T @ X)))))
-            lr_auto = 0.25 / max(lam_B * lam_ritz + lam_A, 1e-300)
+            lr_auto = 0.1 / max(lam_B * lam_ritz + lam_A, 1e-300)
             om_auto = lam_A / max(lam_B**2, 1e-300)
     lr = lr_auto if learning_rate == "auto" else check_positive(learning_rate, "learning_rate")
     if omega == "auto":

@@ -310,3 +310,32 @@ def test_landing_cca_full_batch_matches_closed_form():
     assert cca.constraint_violation_ < 1e-6
     f_star = -np.sum(s_ref)
     assert abs(cca.history_["objective"][-1] - f_star) / abs(f_star) < 1e-4
+
+
+def test_two_sample_normal_direction_is_unbiased_monte_carlo():
+    """E[landing_direction(BX=B1 X, BX2=B2 X)] = B X (X^T B X - I) for independent minibatch
+    estimates (G = 0 isolates the normal part); the one-estimate version is biased."""
+    rng = np.random.default_rng(0)
+    d, p, r, n_draws = 4, 2, 3, 40000
+    L = rng.standard_normal((d, d))
+    C = L @ L.T / d + np.eye(d)
+    X = 0.7 * rng.standard_normal((d, p))
+    exact = normal_direction(X, C @ X)
+    chol = np.linalg.cholesky(C)
+    A1 = rng.standard_normal((n_draws, r, d)) @ chol.T
+    A2 = rng.standard_normal((n_draws, r, d)) @ chol.T
+    G = np.zeros((d, p))
+    two, one = np.zeros((d, p)), np.zeros((d, p))
+    samples = []
+    for k in range(n_draws):
+        B1X = A1[k].T @ (A1[k] @ X) / r
+        B2X = A2[k].T @ (A2[k] @ X) / r
+        D2 = landing_direction(X, G, B1X, omega=1.0, BX2=B2X)
+        samples.append(D2)
+        two += D2
+        one += landing_direction(X, G, B1X, omega=1.0)
+    two /= n_draws
+    one /= n_draws
+    se = np.std(np.array(samples), axis=0) / np.sqrt(n_draws)
+    assert np.all(np.abs(two - exact) < 5 * se + 1e-12)
+    assert np.max(np.abs(one - exact) / (se + 1e-12)) > 20  # clearly biased
