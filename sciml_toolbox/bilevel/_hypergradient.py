@@ -49,7 +49,8 @@ def _norm(v, xp):
     return float(xp.sqrt(xp.sum(v * v)))
 
 
-def conjugate_gradient(matvec, b, *, x0=None, rtol=1e-12, atol=0.0, max_iter=None):
+def conjugate_gradient(matvec, b, *, x0=None, rtol=1e-12, atol=0.0, max_iter=None,
+                       precond=None):
     """Solve ``A x = b`` for a symmetric positive definite operator by conjugate gradients.
 
     Parameters
@@ -63,6 +64,10 @@ def conjugate_gradient(matvec, b, *, x0=None, rtol=1e-12, atol=0.0, max_iter=Non
         Stop when ``||b - A x|| <= max(rtol * ||b||, atol)``.
     max_iter : int, optional
         Default ``10 * n``.
+    precond : array, shape (n,), optional
+        Positive diagonal ``d`` of a Jacobi preconditioner ``M = diag(d)`` (for example the
+        diagonal of A): preconditioned CG, whose speed depends on the conditioning of
+        ``M^{-1/2} A M^{-1/2}`` instead of ``A``.
 
     Returns
     -------
@@ -79,7 +84,8 @@ def conjugate_gradient(matvec, b, *, x0=None, rtol=1e-12, atol=0.0, max_iter=Non
 
     References
     ----------
-    Hestenes & Stiefel (1952), "Methods of conjugate gradients for solving linear systems".
+    Hestenes & Stiefel (1952), "Methods of conjugate gradients for solving linear systems";
+    Saad (2003), "Iterative methods for sparse linear systems", Alg. 9.1 (preconditioned CG).
     """
     xp = get_namespace(b)
     n = b.shape[0]
@@ -90,11 +96,13 @@ def conjugate_gradient(matvec, b, *, x0=None, rtol=1e-12, atol=0.0, max_iter=Non
     else:
         x = x0
         r = b - matvec(x0)
-    rs = float(xp.sum(r * r))
+    res = _norm(r, xp)
     stop = max(rtol * _norm(b, xp), atol)
-    if math.sqrt(rs) <= stop:
-        return x, 0, math.sqrt(rs)
-    p = r
+    if res <= stop:
+        return x, 0, res
+    zr = r if precond is None else r / precond
+    rz = float(xp.sum(r * zr))
+    p = zr
     k = 0
     while k < max_iter:
         k += 1
@@ -105,16 +113,17 @@ def conjugate_gradient(matvec, b, *, x0=None, rtol=1e-12, atol=0.0, max_iter=Non
                 "the inner problem is not strongly convex: its Hessian has a direction of "
                 f"non-positive curvature (p^T H p = {pAp:.3g})"
             )
-        alpha = rs / pAp
+        alpha = rz / pAp
         x = x + alpha * p
         r = r - alpha * Ap
-        rs_new = float(xp.sum(r * r))
-        if math.sqrt(rs_new) <= stop:
-            rs = rs_new
+        res = _norm(r, xp)
+        if res <= stop:
             break
-        p = r + (rs_new / rs) * p
-        rs = rs_new
-    return x, k, math.sqrt(rs)
+        zr = r if precond is None else r / precond
+        rz_new = float(xp.sum(r * zr))
+        p = zr + (rz_new / rz) * p
+        rz = rz_new
+    return x, k, res
 
 
 def _check_z_x(problem, z, x):
@@ -128,7 +137,7 @@ def _check_z_x(problem, z, x):
     return z, x
 
 
-def _spd_solve(problem, z, x, b, *, solver, tol, max_iter, shift=None):
+def _spd_solve(problem, z, x, b, *, solver, tol, max_iter, shift=None, jacobi=True):
     """Solve (d_zz G(z, x) + diag(shift)) v = b."""
     xp = get_namespace(b)
     if solver == "direct":
@@ -156,7 +165,13 @@ def _spd_solve(problem, z, x, b, *, solver, tol, max_iter, shift=None):
         return out if shift is None else out + shift * v
 
     try:
-        v, _, _ = conjugate_gradient(matvec, b, rtol=tol, max_iter=max_iter)
+        cheap = getattr(problem, "cheap_hessian_diag", False)
+        d = problem.inner_hessian_diag(z, x) if jacobi and cheap else None
+        if d is not None and shift is not None:
+            d = d + shift
+        if d is not None and not bool(xp.all(d > 0)):
+            d = None
+        v, _, _ = conjugate_gradient(matvec, b, rtol=tol, max_iter=max_iter, precond=d)
     except ValueError:
         if shift is None:
             raise
@@ -191,7 +206,8 @@ def hypergradient(problem, z, x, method="ift", *, solver="direct", tol=1e-12, ma
           of the rescaling kept; needs ``problem.inner_hessian_diag_cross_vjp``.
     solver : {'direct', 'cg'}, default='direct'
         Linear systems by a dense Cholesky-checked solve (forms the Hessian) or by conjugate
-        gradients on Hessian-vector products (matrix-free).
+        gradients on Hessian-vector products (matrix-free, Jacobi-preconditioned by
+        ``problem.inner_hessian_diag`` when it is positive).
     tol : float, default=1e-12
         Relative residual of the conjugate-gradient solves.
     max_iter : int, optional
@@ -338,7 +354,8 @@ def solve_inner(problem, x, z0=None, *, method="gd", tol=1e-10, max_iter=1000, s
     method : {'gd', 'newton', 'cg'}, default='gd'
         Gradient descent with step ``step`` (default 1 / ``problem.inner_lipschitz(x)``);
         Newton's method with Armijo backtracking on ``problem.inner_value``; or, for a quadratic
-        inner problem only, conjugate gradients on H (z - z0) = -d_z G(z0, x).
+        inner problem only, Jacobi-preconditioned conjugate gradients on
+        H (z - z0) = -d_z G(z0, x).
     tol : float, default=1e-10
         Stop when ||d_z G(z, x)|| <= tol (>= 0).
     max_iter : int, default=1000
@@ -373,8 +390,12 @@ def solve_inner(problem, x, z0=None, *, method="gd", tol=1e-10, max_iter=1000, s
         if not getattr(problem, "inner_is_quadratic", False):
             raise ValueError("method='cg' needs a quadratic inner problem (inner_is_quadratic)")
         if gn > tol:
+            d = None
+            if getattr(problem, "cheap_hessian_diag", False):
+                d = problem.inner_hessian_diag(z, x)
+                d = d if bool(xp.all(d > 0)) else None
             dz, k, _ = conjugate_gradient(lambda v: problem.inner_hvp(z, x, v), -g, atol=tol,
-                                          rtol=0.0, max_iter=max_iter)
+                                          rtol=0.0, max_iter=max_iter, precond=d)
             z = z + dz
             g = problem.inner_grad(z, x)
             gn = _norm(g, xp)

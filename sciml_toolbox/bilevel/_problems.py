@@ -39,11 +39,15 @@ class BilevelProblem:
         Size of the hyperparameter ``x``.
     inner_is_quadratic : bool
         Whether G is quadratic in ``z`` (then one Newton step solves the inner problem).
+    cheap_hessian_diag : bool
+        Whether :meth:`inner_hessian_diag` is cheap (then conjugate gradients use it as a
+        Jacobi preconditioner).
     """
 
     n_inner: int
     n_outer: int
     inner_is_quadratic = False
+    cheap_hessian_diag = False
 
     # ---- inner ------------------------------------------------------------------------------
     def inner_value(self, z, x):
@@ -132,6 +136,8 @@ def _sigmoid(t, xp):
 
 class _PenalizedGLM(BilevelProblem):
     """Shared parts of ridge and logistic: penalty 1/2 sum reg_scale exp(x_i) z_i^2."""
+
+    cheap_hessian_diag = True
 
     def _setup_penalty(self, n_features, per_feature, reg_scale, n_unpenalized=0):
         self.per_feature = bool(per_feature)
@@ -429,6 +435,7 @@ class QuadraticProblem(BilevelProblem):
     """
 
     inner_is_quadratic = True
+    cheap_hessian_diag = True
 
     def __init__(self, Q, B, c=None, C=None, d=None, *, mu=0.0):
         Q = check_psd(_as_data(Q, "Q"), "Q", strict=True)

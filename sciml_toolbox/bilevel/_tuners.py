@@ -94,6 +94,7 @@ class _BilevelTuner(BaseEstimator):
         return X_val, y_val
 
     def _tune(self, folds):
+        t0 = time.perf_counter()
         method = _METHODS[self.hypergradient]
         probs = [self._make_problem(*f) for f in folds]
         solver = self.solver
@@ -113,7 +114,6 @@ class _BilevelTuner(BaseEstimator):
         b1, b2, eps = 0.9, 0.999, 1e-8
         hist = {"val_loss": [], "grad_norm": [], "inner_iter": [], "inner_tol": [], "time": []}
         best, best_x = math.inf, x
-        t0 = time.perf_counter()
         converged = False
         rel_change = math.inf
         for k in range(self.max_iter):
@@ -219,7 +219,7 @@ class BilevelRidgeCV(RegressorMixin, _BilevelTuner):
         Initial inner tolerance, relative to ||grad G(0)||.
     tol_decay : float, default=0.8
         The inner tolerance is multiplied by this at every outer iteration ...
-    min_inner_tol : float, default=1e-10
+    min_inner_tol : float, default=1e-8
         ... down to this floor.
     inner_max_iter : int, default=1000
     inner_warm_start : bool, default=True
@@ -249,7 +249,8 @@ class BilevelRidgeCV(RegressorMixin, _BilevelTuner):
         with the inner problems solved to a relative gradient norm of 1e-10.
     history_ : dict of lists
         Per outer iteration: ``val_loss`` (half mean squared error), ``grad_norm``,
-        ``inner_iter``, ``inner_tol``, ``time`` (seconds since the start).
+        ``inner_iter``, ``inner_tol``, ``time`` (seconds since the start of tuning,
+        including the set-up of the problems).
     n_iter_ : int
     n_features_in_ : int
 
@@ -262,7 +263,7 @@ class BilevelRidgeCV(RegressorMixin, _BilevelTuner):
 
     def __init__(self, alpha_init=1.0, *, per_feature=True, hypergradient="newton", cv=None,
                  validation_fraction=0.2, max_iter=100, learning_rate=0.2, inner_tol=1e-2,
-                 tol_decay=0.8, min_inner_tol=1e-10, inner_max_iter=1000, inner_warm_start=True,
+                 tol_decay=0.8, min_inner_tol=1e-8, inner_max_iter=1000, inner_warm_start=True,
                  solver="auto", fit_intercept=True, tol=1e-4, n_iter_no_change=10,
                  random_state=None, verbose=0):
         self.alpha_init = alpha_init
@@ -358,7 +359,7 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
     inner_tol : float, default=1e-2
         Initial inner tolerance relative to ||grad G(0)||.
     tol_decay : float, default=0.8
-    min_inner_tol : float, default=1e-10
+    min_inner_tol : float, default=1e-8
     inner_max_iter : int, default=1000
     inner_warm_start : bool, default=True
     inner_solver : {'newton', 'gd'}, default='newton'
@@ -391,7 +392,7 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
 
     def __init__(self, alpha_init=1.0, *, per_feature=True, hypergradient="newton", cv=None,
                  validation_fraction=0.2, max_iter=100, learning_rate=0.2, inner_tol=1e-2,
-                 tol_decay=0.8, min_inner_tol=1e-10, inner_max_iter=1000, inner_warm_start=True,
+                 tol_decay=0.8, min_inner_tol=1e-8, inner_max_iter=1000, inner_warm_start=True,
                  inner_solver="newton", solver="auto", fit_intercept=True, tol=1e-4,
                  n_iter_no_change=10, random_state=None, verbose=0):
         self.alpha_init = alpha_init
