@@ -53,8 +53,8 @@ kw = dict(noise=0.1, random_state=seed)
 warp = dict(n_concat=5, onset=200, max_shift=0.05)
 est = {"MVICAD2": lambda: MVICAD2(max_dilation=1.15, **warp, **kw),
        "MVICAD": lambda: MVICAD(**warp, **kw),
-       "MVICA": lambda: MVICA(**kw),
-       "GroupICA": lambda: MVICA(init="groupica", max_iter=0, **kw)}[method]()
+       "MVICA": lambda: MVICA(noise=1.0, random_state=seed),
+       "GroupICA": lambda: MVICA(init="groupica", max_iter=0, random_state=seed)}[method]()
 if device.startswith("cuda"):
     est.fit(X[:, :, :600 * 5]); torch.cuda.synchronize()   # warm-up (CUDA context)
 t0 = time.perf_counter()

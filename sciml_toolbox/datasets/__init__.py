@@ -9,3 +9,6 @@ __all__: list[str] = []
 from ._multiview import apply_warps, make_multiview_sources  # noqa: E402
 
 __all__ += ["make_multiview_sources", "apply_warps"]
+from ._meg import load_camcan, simulate_meg_group_study  # noqa: E402
+
+__all__ += ["simulate_meg_group_study", "load_camcan"]

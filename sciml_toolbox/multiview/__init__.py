@@ -7,6 +7,16 @@ written against the array API (NumPy, torch CPU/CUDA, CuPy inputs).
 
 from ._estimators import MVICA, MVICAD, MVICAD2
 from ._metrics import amari_distance, warp_errors
+from ._mne import plot_mixing_topomaps, sources_to_mne
 from ._warp import warp
 
-__all__ = ["MVICA", "MVICAD", "MVICAD2", "amari_distance", "warp_errors", "warp"]
+__all__ = [
+    "MVICA",
+    "MVICAD",
+    "MVICAD2",
+    "amari_distance",
+    "warp_errors",
+    "warp",
+    "sources_to_mne",
+    "plot_mixing_topomaps",
+]

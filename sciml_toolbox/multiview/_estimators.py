@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from .._array_api import float_dtype, from_numpy, get_namespace, inv, to_numpy
 from .._validation import (
@@ -35,8 +36,13 @@ def _is_mne(obj):
 
 
 def _mne_to_array(obj, n_concat):
-    """Evoked -> (n_channels, n_times); Epochs -> n_concat averages of consecutive epochs."""
-    data = np.asarray(obj.get_data())
+    """Evoked -> (n_channels, n_times); Epochs -> n_concat averages of consecutive epochs.
+
+    Only the MEG and EEG channels not marked bad are used.
+    """
+    from ._mne import data_picks
+
+    data = np.asarray(obj.get_data(picks=data_picks(obj.info)))
     if data.ndim == 2:
         if n_concat != 1:
             raise ValueError(
@@ -200,6 +206,11 @@ class MVICA(TransformerMixin, BaseEstimator):
         -------
         self : estimator
         """
+        # the hot loop multiplies k x k matrices: BLAS threads only add synchronisation cost
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(X)
+
+    def _fit(self, X):
         n_concat_req = self._warp_params()["n_concat"]
         if not isinstance(n_concat_req, numbers.Integral) or isinstance(n_concat_req, bool):
             check_int(n_concat_req, "n_concat", min_value=1)

@@ -80,7 +80,7 @@ def _lbfgsb(fun, x0, bounds, max_iter, tol, history, what):
         history.append(float(intermediate_result.fun))
 
     res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
-                   options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-13, "maxls": 50})
+                   options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-4 * tol, "maxls": 50})
     if not res.success and res.nit >= max_iter:
         gmax = float(np.max(np.abs(res.jac))) if res.jac is not None else float("nan")
         warnings.warn(
