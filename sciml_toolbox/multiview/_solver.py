@@ -88,7 +88,7 @@ def _lbfgsb(fun, x0, bounds, max_iter, tol, history, what):
             f"projected-gradient entry is {gmax:.3g} (tol={tol:.3g}); increase max_iter "
             "or tol",
             ConvergenceWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     return res
 
