@@ -113,7 +113,7 @@ def _write_fake_camcan(root, ages):
     info["line_freq"] = 50.0
     rng = np.random.default_rng(0)
     labels = []
-    for s, age in enumerate(ages):
+    for s in range(len(ages)):
         label = f"CC1100{s:02d}"
         labels.append(label)
         raw = mne.io.RawArray(rng.normal(size=(6, 4000)) * 1e-13, info, verbose=False)
