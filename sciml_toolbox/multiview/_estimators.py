@@ -159,7 +159,7 @@ class MVICA(TransformerMixin, BaseEstimator):
             "n_concat": getattr(self, "n_concat", 1),
             "onset": getattr(self, "onset", 0),
             "grid_size": getattr(self, "grid_size", 10),
-            "penalty": getattr(self, "penalty", 100.0),
+            "penalty": getattr(self, "penalty", 1.0),
         }
 
     def _validate_params(self, views):
@@ -252,9 +252,19 @@ class MVICA(TransformerMixin, BaseEstimator):
                 onset=prm["onset"], max_dilation=prm["max_dilation"],
                 max_shift=prm["max_shift"], penalty=prm["penalty"], max_iter=prm["max_iter"],
                 tol=prm["tol"], verbose=self.verbose)
+        # forward-model warps, then the exact gauge: composing every subject's warp with the
+        # inverse of the mean warp (c, d) of a source leaves the model unchanged up to the
+        # wrap-around, and makes the mean dilation 1 and the mean shift 0 exactly
+        dil = 1.0 / rho
+        shi = -tau / rho
+        if warps != "none":
+            c = xp.mean(dil, axis=0)
+            d = xp.mean(shi, axis=0)
+            dil = dil / c
+            shi = (shi - d) / c
         S = W @ Z
         if warps != "none":
-            S = warp(S, rho, tau, n_concat=prm["n_concat"], onset=prm["onset"])
+            S = warp(S, 1.0 / dil, -shi / dil, n_concat=prm["n_concat"], onset=prm["onset"])
         same = len({v.shape[0] for v in views}) == 1
         comps = [W[i, ...] @ P[i] for i in range(m)]
         mix = [_pinv(c) for c in comps]
@@ -264,8 +274,8 @@ class MVICA(TransformerMixin, BaseEstimator):
         self.components_ = pack(comps)
         self.mixings_ = pack(mix)
         self.means_ = pack(means)
-        self.dilations_ = 1.0 / rho
-        self.shifts_ = -tau / rho
+        self.dilations_ = dil
+        self.shifts_ = shi
         self.sources_ = xp.mean(S, axis=0)
         self.n_iter_ = n_iter
         self.loss_history_ = history
@@ -366,8 +376,9 @@ class MVICAD(MVICA):
     init : {'permica', 'groupica'} or array, default='permica'
     grid_size : int, default=10
         The initial delay grid has ``grid_size ** 2`` points.
-    penalty : float, default=100.0
-        Weight of the penalty pinning the mean delay of each source to 0.
+    penalty : float, default=1.0
+        Weight of the penalty keeping the mean delay of each source near 0 during the fit
+        (the returned delays are then centred exactly).
     max_iter, tol, random_state, verbose
         See :class:`MVICA`.
 
@@ -385,7 +396,7 @@ class MVICAD(MVICA):
     _warps = "shift"
 
     def __init__(self, n_components=None, *, noise=1.0, max_shift=0.05, n_concat=1, onset=0,
-                 init="permica", grid_size=10, penalty=100.0, max_iter=3000, tol=1e-7,
+                 init="permica", grid_size=10, penalty=1.0, max_iter=3000, tol=1e-7,
                  random_state=None, verbose=False):
         self.n_components = n_components
         self.noise = noise
@@ -409,8 +420,10 @@ class MVICAD2(MVICAD):
     ``(T_i S)_j(t) = S_j(rho_ij (t - onset) + onset - tau_ij n)``
 
     applied epoch by epoch (linear interpolation, wrap-around within the epoch). Warps are
-    identifiable only up to a common warp: a penalty pins the mean dilation of each source to 1
-    and its mean delay to 0 (``dilations_.mean(axis=0) ~ 1``, ``shifts_.mean(axis=0) ~ 0``).
+    identifiable only up to a warp common to all subjects: during the fit a penalty (weight
+    ``penalty``) keeps the mean warp of each source near the identity, as in the authors' code;
+    after the fit every subject's warp is composed with the inverse of the mean warp, so that
+    ``dilations_.mean(axis=0) == 1`` and ``shifts_.mean(axis=0) == 0`` exactly.
 
     Fitting: per-subject whitening PCA; single-subject ICA of each subject; matching of the
     sources to subject 0 with a vectorised ``grid_size x grid_size`` grid search over
@@ -437,7 +450,7 @@ class MVICAD2(MVICAD):
         Sample index (within an epoch) the dilations are centred on, e.g. the stimulus.
     init : {'permica', 'groupica'} or array, default='permica'
     grid_size : int, default=10
-    penalty : float, default=100.0
+    penalty : float, default=1.0
         Weight of the mean-warp penalty.
     max_iter, tol, random_state, verbose
         See :class:`MVICA`.
@@ -456,7 +469,7 @@ class MVICAD2(MVICAD):
     _warps = "both"
 
     def __init__(self, n_components=None, *, noise=1.0, max_dilation=1.15, max_shift=0.05,
-                 n_concat=1, onset=0, init="permica", grid_size=10, penalty=100.0, max_iter=3000,
+                 n_concat=1, onset=0, init="permica", grid_size=10, penalty=1.0, max_iter=3000,
                  tol=1e-7, random_state=None, verbose=False):
         self.n_components = n_components
         self.noise = noise
