@@ -1,0 +1,629 @@
+"""Scaling-law estimators: Chinchilla, forgetting with pretraining-data injection,
+finetuning loss, and user-defined laws. NumPy/SciPy; inputs from any array namespace."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+
+from .._array_api import from_numpy, get_namespace, to_numpy
+from .._validation import check_array, check_int, check_option, check_positive
+from ._fit import batched_lbfgs, huber, huber_grad, make_grid, polish
+
+__all__ = ["ScalingLaw", "ChinchillaLaw", "ForgettingLaw", "FinetuningLaw", "CustomLaw",
+           "compare_laws"]
+
+
+def _lse(*terms):
+    """log(sum_k exp(t_k)) of same-shape arrays and the softmax weights (one per term)."""
+    m = terms[0]
+    for t in terms[1:]:
+        m = np.maximum(m, t)
+    ex = [np.exp(t - m) for t in terms]
+    tot = ex[0]
+    for e in ex[1:]:
+        tot = tot + e
+    return m + np.log(tot), [e / tot for e in ex]
+
+
+class ScalingLaw(RegressorMixin, BaseEstimator):
+    """Base class: a loss law fitted in log space by Huber regression on log losses.
+
+    A subclass defines the parameter names in the fitting (log) space, the default grid of
+    starting points, the validation of ``X``, and ``_log_predict(theta, F)`` returning the
+    predicted log-loss and its gradient for a batch of parameter vectors. ``fit`` minimises,
+    for every start at once,
+
+    ``mean_i huber(log L_hat(x_i; theta) - log y_i, delta)``
+
+    with :func:`batched_lbfgs`, keeps the best start, polishes it with SciPy's L-BFGS-B, and
+    optionally bootstraps the points (Hoffmann et al., 2022, approach 3, as replicated by
+    Besiroglu et al., 2024, "Chinchilla scaling: a replication attempt").
+
+    Parameters
+    ----------
+    delta : float, default=1e-3
+        Huber transition point on log-loss residuals.
+    grid : ndarray of shape (n_starts, n_params) or None
+        Starting points in the fitting space (see ``fit_param_names``); default: the law's
+        grid.
+    max_iter : int, default=200
+        Batched L-BFGS iterations per start; the best few distinct end points are then
+        polished by SciPy's L-BFGS-B to tight tolerances.
+    n_bootstrap : int, default=0
+        Bootstrap resamples of the points for confidence intervals (0: none).
+    confidence : float, default=0.95
+    random_state : int or None, default=0
+    verbose : bool, default=False
+
+    Attributes
+    ----------
+    theta_ : ndarray, shape (n_params,)
+        Best parameters in the fitting space.
+    params_ : dict of str to float
+        Parameters in the law's natural form.
+    loss_ : float
+        Objective at ``theta_``.
+    start_losses_ : ndarray, shape (n_starts,)
+        Objective reached from each start.
+    n_starts_ : int
+    params_ci_ : dict of str to (float, float)
+        Bootstrap confidence intervals (when ``n_bootstrap > 0``).
+    bootstrap_params_ : dict of str to ndarray, shape (n_bootstrap,)
+    n_features_in_ : int
+    """
+
+    fit_param_names: tuple = ()
+    _n_columns: tuple = ()
+    _n_polish = 5
+
+    def __init__(self, *, delta=1e-3, grid=None, max_iter=200, n_bootstrap=0, confidence=0.95,
+                 random_state=0, verbose=False):
+        self.delta = delta
+        self.grid = grid
+        self.max_iter = max_iter
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- to define in subclasses --------------------------------------------------------
+    def _default_grid(self):
+        raise NotImplementedError
+
+    def _features(self, X):
+        return X
+
+    def _log_predict(self, theta, F):
+        """Return log L of shape (S, n) and its derivatives: a list of P arrays (S, n)."""
+        raise NotImplementedError
+
+    def _natural(self, theta):
+        return dict(zip(self.fit_param_names, map(float, theta), strict=True))
+
+    def _check_X(self, X):
+        X = np.asarray(to_numpy(check_array(X, "X", ndim=2)), dtype=float)
+        if self._n_columns and X.shape[1] not in self._n_columns:
+            want = " or ".join(str(c) for c in self._n_columns)
+            raise ValueError(f"X must have {want} columns ({self._column_doc}), got "
+                             f"{X.shape[1]}")
+        return X
+
+    _column_doc = ""
+
+    # -- fitting --------------------------------------------------------------------------
+    def _objective(self, F, z, weights=None):
+        delta = self.delta
+
+        def fun_grad(theta, rows):
+            with np.errstate(all="ignore"):  # overflowing trial points are rejected below
+                pred, jac = self._log_predict(theta, F)
+                r = pred - z[None, :]
+                w = (np.full(r.shape[1], 1.0 / r.shape[1])[None, :] if weights is None
+                     else weights[rows])
+                f = np.sum(w * huber(r, delta), axis=1)
+                u = w * huber_grad(r, delta)
+                g = np.stack([np.einsum("sn,sn->s", u, j) for j in jac], axis=1)
+            bad = ~np.isfinite(f) | ~np.all(np.isfinite(g), axis=1)
+            f[bad] = np.inf
+            g[bad] = 0.0
+            return f, g
+
+        return fun_grad
+
+    def fit(self, X, y):
+        """Fit the law.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_points, n_columns)
+            Columns as documented by the law (e.g. N, D).
+        y : array_like, shape (n_points,)
+            Observed losses (> 0).
+
+        Returns
+        -------
+        self
+        """
+        check_positive(self.delta, "delta")
+        check_int(self.max_iter, "max_iter", min_value=1)
+        n_boot = check_int(self.n_bootstrap, "n_bootstrap", min_value=0)
+        if not 0.0 < float(self.confidence) < 1.0:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        X = self._check_X(X)
+        y = np.asarray(to_numpy(check_array(y, "y", ndim=1)), dtype=float)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X and y must have the same number of points, got {X.shape[0]} "
+                             f"and {y.shape[0]}")
+        if np.any(y <= 0):
+            raise ValueError("y (losses) must be > 0 everywhere, got minimum "
+                             f"{float(y.min())}")
+        P = len(self.fit_param_names)
+        if X.shape[0] < P + 1:
+            raise ValueError(f"too few points: X has {X.shape[0]}, the law has {P} parameters "
+                             f"and needs at least {P + 1}")
+        grid = self._default_grid() if self.grid is None else np.asarray(self.grid, float)
+        if grid.ndim != 2 or grid.shape[1] != P:
+            raise ValueError(f"grid must have shape (n_starts, {P}), got {grid.shape}")
+        F, z = self._features(X), np.log(y)
+        fun_grad = self._objective(F, z)
+        xs, fs, _, conv = batched_lbfgs(fun_grad, grid, max_iter=self.max_iter)
+        fs = np.where(np.isfinite(fs), fs, np.inf)
+        def one(th):
+            return (tuple(v[0] for v in fun_grad(th[None, :], np.zeros(1, int))))
+        # polish the best few distinct end points with SciPy's L-BFGS-B (tight tolerances)
+        order = np.argsort(fs)
+        picked = []
+        for i in order:
+            if len(picked) == self._n_polish or not np.isfinite(fs[i]):
+                break
+            if all(np.max(np.abs(xs[i] - xs[j])) > 1e-6 for j in picked):
+                picked.append(i)
+        best, res = int(order[0]), None
+        best_f, theta = fs[best], xs[best]
+        for i in picked:
+            r = polish(one, xs[i])
+            if r.fun < best_f:
+                best_f, theta, best, res = r.fun, r.x, int(i), r
+        self.theta_ = np.asarray(theta, dtype=float)
+        self.loss_ = float(best_f)
+        self.start_losses_ = fs
+        self.n_starts_ = grid.shape[0]
+        self.n_features_in_ = X.shape[1]
+        self.params_ = self._natural(self.theta_)
+        if res is not None and not res.success and not conv[best]:
+            gmax = float(np.max(np.abs(res.jac)))
+            warnings.warn(f"{type(self).__name__} fit did not converge: max |gradient| "
+                          f"{gmax:.3g} at objective {self.loss_:.3g}", ConvergenceWarning)
+        if self.verbose:
+            print(f"{type(self).__name__}: best of {grid.shape[0]} starts, objective "
+                  f"{self.loss_:.4g}, params {self.params_}")
+        if n_boot:
+            self._bootstrap(F, z, n_boot)
+        return self
+
+    def _bootstrap(self, F, z, n_boot):
+        rng = np.random.default_rng(self.random_state)
+        n = z.shape[0]
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) / n
+        fun_grad = self._objective(F, z, weights=counts)
+        xs, _, _, _ = batched_lbfgs(fun_grad, np.tile(self.theta_, (n_boot, 1)),
+                                    max_iter=self.max_iter)
+        nat = [self._natural(x) for x in xs]
+        self.bootstrap_params_ = {k: np.array([d[k] for d in nat]) for k in self.params_}
+        lo, hi = (1 - self.confidence) / 2, 1 - (1 - self.confidence) / 2
+        self.params_ci_ = {k: (float(np.quantile(v, lo)), float(np.quantile(v, hi)))
+                           for k, v in self.bootstrap_params_.items()}
+
+    def _check_fitted(self):
+        if not hasattr(self, "theta_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit")
+
+    def predict(self, X):
+        """Predicted loss.
+
+        Parameters
+        ----------
+        X : array, shape (n_points, n_columns)
+            Any array namespace; the result is in the same namespace and on the same device.
+
+        Returns
+        -------
+        y : array, shape (n_points,)
+        """
+        self._check_fitted()
+        Xn = self._check_X(X)
+        logp, _ = self._log_predict(self.theta_[None, :], self._features(Xn))
+        out = np.exp(logp[0])
+        try:
+            get_namespace(X)
+            return from_numpy(out, X)
+        except TypeError:
+            return out
+
+    def residuals(self, X, y):
+        """Log-loss residuals ``log y_hat - log y``, shape (n_points,)."""
+        yhat = np.asarray(to_numpy(self.predict(np.asarray(to_numpy(X), float))))
+        return np.log(yhat) - np.log(np.asarray(to_numpy(y), float))
+
+    def score(self, X, y, sample_weight=None):
+        """R^2 of the predicted losses (scikit-learn convention)."""
+        return super().score(np.asarray(to_numpy(X), float), np.asarray(to_numpy(y), float),
+                             sample_weight)
+
+
+def _check_positive_columns(X, names):
+    for j, name in enumerate(names):
+        col = X[:, j]
+        if np.any(col <= 0):
+            raise ValueError(f"X column {j} ({name}) must be > 0, got minimum "
+                             f"{float(col.min())}")
+
+
+class ChinchillaLaw(ScalingLaw):
+    """``L(N, D) = E + A / N^alpha + B / D^beta`` (Hoffmann et al., 2022, Eq. 2).
+
+    Fitted as ``log L = logsumexp(a - alpha log N, b - beta log D, e)`` with ``A = e^a``,
+    ``B = e^b``, ``E = e^e``. The default grid is that of Hoffmann et al. and of the Epoch AI
+    replication (Besiroglu et al., 2024): alpha, beta in {0, 0.5, ..., 2}, e in
+    {-1, -0.5, ..., 1}, a, b in {0, 5, ..., 25}: 4,500 starts.
+
+    X columns: ``N`` (parameters), ``D`` (training tokens). ``params_`` keys: E, A, B, alpha,
+    beta. See :class:`ScalingLaw` for the fitting parameters.
+    """
+
+    fit_param_names = ("a", "b", "e", "alpha", "beta")
+    _n_columns = (2,)
+    _column_doc = "N, D"
+
+    def _default_grid(self):
+        return make_grid(np.arange(0, 30, 5), np.arange(0, 30, 5), np.arange(-1, 1.5, 0.5),
+                         np.arange(0, 2.5, 0.5), np.arange(0, 2.5, 0.5))
+
+    def _check_X(self, X):
+        X = super()._check_X(X)
+        _check_positive_columns(X, ("N", "D"))
+        return X
+
+    def _features(self, X):
+        return np.log(X)
+
+    def _log_predict(self, theta, F):
+        a, b, e, al, be = (theta[:, i:i + 1] for i in range(5))
+        lN, lD = F[None, :, 0], F[None, :, 1]
+        out, (w1, w2, w3) = _lse(a - al * lN, b - be * lD,
+                                 np.broadcast_to(e, (theta.shape[0], F.shape[0])))
+        return out, [w1, w2, w3, -w1 * lN, -w2 * lD]
+
+    def _natural(self, theta):
+        a, b, e, al, be = map(float, theta)
+        return {"E": np.exp(e), "A": np.exp(a), "B": np.exp(b), "alpha": al, "beta": be}
+
+
+class ForgettingLaw(ScalingLaw):
+    """Pretraining loss after finetuning with pretraining-data injection (Bethune et al., 2025,
+    "Scaling laws for forgetting during finetuning with pretraining data injection"):
+
+    ``L_pt(N, D, p) = L0(N) + A D^beta / ((1 + B p) N)^alpha``
+
+    where ``N`` is the model size, ``D`` the finetuning tokens, ``p`` the fraction of
+    pretraining data injected in the finetuning mixture and ``L0(N)`` the pretraining loss
+    before finetuning. Injecting a fraction ``p`` acts like multiplying the parameter count by
+    ``1 + B p``.
+
+    Parameters
+    ----------
+    base_loss : {'power', 'given'}, default='power'
+        ``'power'``: ``L0(N) = E + C / N^gamma`` is fitted too (X columns N, D, p).
+        ``'given'``: X has a fourth column with the measured ``L0`` of each point.
+    **kwargs
+        Fitting parameters of :class:`ScalingLaw`.
+
+    Notes
+    -----
+    Fitting space: ``a = log A``, ``b = log B``, ``alpha``, ``beta`` (and ``e = log E``,
+    ``c = log C``, ``gamma`` for ``'power'``). ``params_`` keys: A, B, alpha, beta (and E, C,
+    gamma).
+    """
+
+    def __init__(self, base_loss="power", *, delta=1e-3, grid=None, max_iter=200,
+                 n_bootstrap=0, confidence=0.95, random_state=0, verbose=False):
+        super().__init__(delta=delta, grid=grid, max_iter=max_iter, n_bootstrap=n_bootstrap,
+                         confidence=confidence, random_state=random_state, verbose=verbose)
+        self.base_loss = base_loss
+
+    @property
+    def fit_param_names(self):
+        base = ("a", "b", "alpha", "beta")
+        return base + (("e", "c", "gamma") if self.base_loss == "power" else ())
+
+    @property
+    def _n_columns(self):
+        return (3,) if self.base_loss == "power" else (4,)
+
+    @property
+    def _column_doc(self):
+        return "N, D, p" if self.base_loss == "power" else "N, D, p, L0"
+
+    def _default_grid(self):
+        axes = [np.array([-4.0, 0.0, 4.0, 8.0]), np.array([0.0, 3.0, 6.0, 9.0]),
+                np.array([0.1, 0.5, 1.0]), np.array([0.1, 0.5, 1.0])]
+        if self.base_loss == "power":
+            axes += [np.array([-1.0, 0.0, 1.0]), np.array([0.0, 5.0, 10.0]),
+                     np.array([0.2, 0.6])]
+        return make_grid(*axes)
+
+    def _check_X(self, X):
+        check_option(self.base_loss, "base_loss", ("power", "given"))
+        X = super()._check_X(X)
+        _check_positive_columns(X, ("N", "D"))
+        p = X[:, 2]
+        if np.any((p < 0) | (p > 1)):
+            raise ValueError(f"X column 2 (p, the injected fraction) must be in [0, 1], got "
+                             f"range [{p.min()}, {p.max()}]")
+        if self.base_loss == "given":
+            _check_positive_columns(X[:, 3:], ("L0",))
+        return X
+
+    def _log_predict(self, theta, F):
+        lN, lD, p = (np.log(F[None, :, 0]), np.log(F[None, :, 1]), F[None, :, 2])
+        a, b, al, be = (theta[:, i:i + 1] for i in range(4))
+        Bp = np.exp(b) * p
+        l1 = np.log1p(Bp)
+        t_f = a + be * lD - al * (l1 + lN)
+        S, n = theta.shape[0], F.shape[0]
+        if self.base_loss == "power":
+            e, c, ga = (theta[:, i:i + 1] for i in range(4, 7))
+            out, w = _lse(t_f, np.broadcast_to(e, (S, n)), c - ga * lN)
+        else:
+            out, w = _lse(t_f, np.broadcast_to(np.log(F[None, :, 3]), (S, n)))
+        wf = w[0]
+        cols = [wf, wf * (-al) * Bp / (1.0 + Bp), -wf * (l1 + lN), wf * lD]
+        if self.base_loss == "power":
+            cols += [w[1], w[2], -w[2] * lN]
+        return out, cols
+
+    def _natural(self, theta):
+        out = {"A": float(np.exp(theta[0])), "B": float(np.exp(theta[1])),
+               "alpha": float(theta[2]), "beta": float(theta[3])}
+        if self.base_loss == "power":
+            out.update(E=float(np.exp(theta[4])), C=float(np.exp(theta[5])),
+                       gamma=float(theta[6]))
+        return out
+
+    def base_loss_of(self, N):
+        """Fitted ``L0(N) = E + C / N^gamma`` (``base_loss='power'``), shape of ``N``."""
+        self._check_fitted()
+        if self.base_loss != "power":
+            raise ValueError("base_loss_of needs base_loss='power' (L0 was given as data)")
+        N = np.asarray(N, dtype=float)
+        return self.params_["E"] + self.params_["C"] / N ** self.params_["gamma"]
+
+
+_FT_FORMS = ("additive", "additive_p", "multiplicative", "multiplicative_p")
+
+
+class FinetuningLaw(ScalingLaw):
+    """Finetuning (target-domain) loss as a function of model size, finetuning tokens and the
+    injected pretraining fraction. Candidate forms:
+
+    - ``'additive'``: ``E + A / N^alpha + B / D^beta`` (Chinchilla form in N and D);
+    - ``'additive_p'``: ``(E + A / N^alpha + B / D^beta) (1 + C p)``;
+    - ``'multiplicative'``: ``E + A / (N^alpha D^beta)``;
+    - ``'multiplicative_p'``: ``(E + A / (N^alpha D^beta)) (1 + C p)``.
+
+    Bethune et al. (2025) use a Chinchilla-like law; the exact form is not at hand, so the
+    forms are compared by held-out error with :func:`compare_laws` (see the user guide for
+    the choice made on the workbench study).
+
+    Parameters
+    ----------
+    form : str, default='additive_p'
+    **kwargs
+        Fitting parameters of :class:`ScalingLaw`.
+
+    Notes
+    -----
+    X columns: N, D, p. ``params_`` keys: E, A, alpha, beta, and B (additive forms), C
+    (forms with ``_p``).
+    """
+
+    def __init__(self, form="additive_p", *, delta=1e-3, grid=None, max_iter=200,
+                 n_bootstrap=0, confidence=0.95, random_state=0, verbose=False):
+        super().__init__(delta=delta, grid=grid, max_iter=max_iter, n_bootstrap=n_bootstrap,
+                         confidence=confidence, random_state=random_state, verbose=verbose)
+        self.form = form
+
+    _n_columns = (3,)
+    _column_doc = "N, D, p"
+
+    @property
+    def fit_param_names(self):
+        names = ("a", "e", "alpha", "beta")
+        if self.form.startswith("additive"):
+            names += ("b",)
+        if self.form.endswith("_p"):
+            names += ("c",)
+        return names
+
+    def _default_grid(self):
+        axes = [np.arange(0, 25, 5.0), np.array([-1.0, 0.0, 1.0]), np.array([0.0, 0.5, 1.0]),
+                np.array([0.0, 0.5, 1.0])]
+        if self.form.startswith("additive"):
+            axes.append(np.arange(0, 25, 5.0))
+        if self.form.endswith("_p"):
+            axes.append(np.array([-4.0, 0.0, 2.0]))
+        return make_grid(*axes)
+
+    def _check_X(self, X):
+        check_option(self.form, "form", _FT_FORMS)
+        X = super()._check_X(X)
+        _check_positive_columns(X, ("N", "D"))
+        p = X[:, 2]
+        if np.any((p < 0) | (p > 1)):
+            raise ValueError(f"X column 2 (p, the injected fraction) must be in [0, 1], got "
+                             f"range [{p.min()}, {p.max()}]")
+        return X
+
+    def _log_predict(self, theta, F):
+        lN, lD, p = (np.log(F[None, :, 0]), np.log(F[None, :, 1]), F[None, :, 2])
+        names = self.fit_param_names
+        th = {k: theta[:, i:i + 1] for i, k in enumerate(names)}
+        S, n = theta.shape[0], F.shape[0]
+        e = np.broadcast_to(th["e"], (S, n))
+        if self.form.startswith("additive"):
+            out, w = _lse(th["a"] - th["alpha"] * lN, th["b"] - th["beta"] * lD, e)
+        else:
+            out, w = _lse(th["a"] - th["alpha"] * lN - th["beta"] * lD, e)
+        jac = {"a": w[0], "e": w[-1], "alpha": -w[0] * lN}
+        if self.form.startswith("additive"):
+            jac.update(b=w[1], beta=-w[1] * lD)
+        else:
+            jac["beta"] = -w[0] * lD
+        if self.form.endswith("_p"):
+            Cp = np.exp(th["c"]) * p
+            out = out + np.log1p(Cp)
+            jac["c"] = np.broadcast_to(Cp / (1.0 + Cp), (S, n))
+        return out, [jac[k] for k in names]
+
+    def _natural(self, theta):
+        th = dict(zip(self.fit_param_names, map(float, theta), strict=True))
+        out = {"E": np.exp(th["e"]), "A": np.exp(th["a"]), "alpha": th["alpha"],
+               "beta": th["beta"]}
+        if "b" in th:
+            out["B"] = np.exp(th["b"])
+        if "c" in th:
+            out["C"] = np.exp(th["c"])
+        return out
+
+
+class CustomLaw(ScalingLaw):
+    """A user-defined law, fitted with the same robust machinery.
+
+    Parameters
+    ----------
+    log_predict : callable
+        ``log_predict(theta, X) -> log L`` with ``theta`` of shape (n_starts, n_params) and
+        ``X`` of shape (n_points, n_columns), returning shape (n_starts, n_points): the
+        predicted **log** loss for every parameter vector at once.
+    param_names : sequence of str
+        Names of the fitting-space parameters (keys of ``params_``).
+    grid : ndarray, shape (n_starts, n_params)
+        Starting points (required: there is no generic default).
+    jac : callable, optional
+        ``jac(theta, X) -> (n_starts, n_points, n_params)``; default: central finite
+        differences (step ``1e-6``), vectorised over starts.
+    positive_columns : sequence of int, default=()
+        Columns of ``X`` that must be > 0.
+    **kwargs
+        Fitting parameters of :class:`ScalingLaw`.
+
+    Examples
+    --------
+    A power law with an offset, ``L = E + A / N^alpha``:
+
+    >>> def logf(th, X):
+    ...     return np.logaddexp(th[:, :1], th[:, 1:2] - th[:, 2:3] * np.log(X[None, :, 0]))
+    >>> law = CustomLaw(logf, ["e", "a", "alpha"], grid=make_grid([0, 1], [0, 5], [0.3, 1]))
+    """
+
+    def __init__(self, log_predict, param_names, grid, *, jac=None, positive_columns=(),
+                 delta=1e-3, max_iter=200, n_bootstrap=0, confidence=0.95, random_state=0,
+                 verbose=False):
+        super().__init__(delta=delta, grid=grid, max_iter=max_iter, n_bootstrap=n_bootstrap,
+                         confidence=confidence, random_state=random_state, verbose=verbose)
+        self.log_predict = log_predict
+        self.param_names = param_names
+        self.jac = jac
+        self.positive_columns = positive_columns
+
+    @property
+    def fit_param_names(self):
+        return tuple(self.param_names)
+
+    def _default_grid(self):
+        raise ValueError("grid is required for a CustomLaw")
+
+    def _check_X(self, X):
+        if not callable(self.log_predict):
+            raise TypeError("log_predict must be callable (theta, X) -> log loss")
+        if self.grid is None:
+            raise ValueError("grid is required for a CustomLaw: (n_starts, n_params) array")
+        X = super()._check_X(X)
+        for j in self.positive_columns:
+            if not isinstance(j, numbers.Integral) or not 0 <= j < X.shape[1]:
+                raise ValueError(f"positive_columns entry {j!r} is not a column of X")
+        _check_positive_columns(X[:, list(self.positive_columns)],
+                                [f"column {j}" for j in self.positive_columns])
+        return X
+
+    def _log_predict(self, theta, F):
+        out = np.asarray(self.log_predict(theta, F), dtype=float)
+        if out.shape != (theta.shape[0], F.shape[0]):
+            raise ValueError(f"log_predict must return shape (n_starts, n_points) = "
+                             f"{(theta.shape[0], F.shape[0])}, got {out.shape}")
+        if self.jac is not None:
+            j = np.asarray(self.jac(theta, F), dtype=float)
+            return out, [j[..., i] for i in range(j.shape[-1])]
+        h = 1e-6
+        P = theta.shape[1]
+        eye = np.eye(P) * h
+        th2 = np.concatenate([theta[:, None, :] + eye[None], theta[:, None, :] - eye[None]],
+                             axis=1).reshape(-1, P)
+        vals = np.asarray(self.log_predict(th2, F), dtype=float).reshape(
+            theta.shape[0], 2, P, F.shape[0])
+        jac = (vals[:, 0] - vals[:, 1]) / (2 * h)
+        return out, [jac[:, i] for i in range(P)]
+
+
+def compare_laws(laws, X, y, *, groups=None, n_splits=5, random_state=0):
+    """Held-out error of candidate laws (cross-validation).
+
+    Parameters
+    ----------
+    laws : dict of str to ScalingLaw
+        Unfitted estimators.
+    X : array_like, shape (n_points, n_columns)
+    y : array_like, shape (n_points,)
+    groups : array_like of shape (n_points,), optional
+        Leave-one-group-out splits (e.g. hold out each model size); default: ``n_splits``
+        shuffled folds.
+    n_splits : int, default=5
+    random_state : int, default=0
+
+    Returns
+    -------
+    results : dict of str to dict
+        Per law: ``'rmse_log'`` (root mean squared held-out log-loss residual),
+        ``'mae_rel'`` (mean absolute relative error of the held-out loss) and ``'fold_rmse'``.
+    """
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, LeaveOneGroupOut
+
+    X = np.asarray(to_numpy(X), float)
+    y = np.asarray(to_numpy(y), float)
+    if groups is not None:
+        splits = list(LeaveOneGroupOut().split(X, y, np.asarray(groups)))
+    else:
+        splits = list(KFold(check_int(n_splits, "n_splits", min_value=2), shuffle=True,
+                            random_state=random_state).split(X))
+    out = {}
+    for name, law in laws.items():
+        res, fold = [], []
+        for tr, te in splits:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est = clone(law).fit(X[tr], y[tr])
+            r = np.log(est.predict(X[te])) - np.log(y[te])
+            res.append(r)
+            fold.append(float(np.sqrt(np.mean(r ** 2))))
+        r = np.concatenate(res)
+        out[name] = {"rmse_log": float(np.sqrt(np.mean(r ** 2))),
+                     "mae_rel": float(np.mean(np.abs(np.expm1(r)))), "fold_rmse": fold}
+    return out
