@@ -23,7 +23,6 @@ Unrolled (reverse-mode) differentiation through gradient descent is the classica
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import NamedTuple
 
@@ -199,9 +198,10 @@ def hypergradient(problem, z, x, method="ift", *, solver="direct", tol=1e-12, ma
           exact for a quadratic inner problem (Ye et al. 2024, super efficiency).
         - ``'jacobi'``: IFT after one step z - diag(H)^{-1} d_z G.
         - ``'reparam_exp'``: IFT in u for z = sign(z_hat) exp(u); equivalently the IFT with
-          the Hessian H + diag(d_z G / z). Coordinates with |z_i| <= 1e-8 max|z| (which this
-          map cannot represent) get no shift. The shifted matrix can be indefinite far from
-          z*: 'direct' uses a plain solve, 'cg' falls back to the normal equations.
+          the Hessian H + diag(d_z G / z). Coordinates with ``abs(z_i) <= 1e-8 max(abs(z))``
+          (which this map cannot represent) get no shift. The shifted matrix can be
+          indefinite far from z*: 'direct' uses a plain solve, 'cg' falls back to the normal
+          equations.
         - ``'reparam_diag'``: IFT in u for z = diag(H(z_hat, x))^{-1} u, with the x-dependence
           of the rescaling kept; needs ``problem.inner_hessian_diag_cross_vjp``.
     solver : {'direct', 'cg'}, default='direct'

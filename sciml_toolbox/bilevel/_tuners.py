@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import ShuffleSplit, check_cv
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import metadata_routing
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -28,6 +29,11 @@ _METHODS = {"ift": "ift", "newton": "newton", "jacobi": "jacobi", "reparam": "re
 
 class _BilevelTuner(BaseEstimator):
     """Hypergradient descent on log-regularisation weights, shared by the two tuners."""
+
+    # validation data is passed to fit directly, never routed as metadata
+    __metadata_request__fit = {"X_val": metadata_routing.UNUSED,
+                               "y_val": metadata_routing.UNUSED}
+    __metadata_request__score = {"sample_weight": metadata_routing.UNUSED}
 
     _parameter_constraints: dict = {
         "alpha_init": [Interval(Real, 0, None, closed="neither")],
@@ -327,6 +333,21 @@ class BilevelRidgeCV(RegressorMixin, _BilevelTuner):
         self.intercept_ = float(ym - xm @ self.coef_) if self.fit_intercept else 0.0
         return self
 
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 of the predictions on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        return super().score(X, y, sample_weight=sample_weight)
+
     def predict(self, X):
         """Predictions ``X @ coef_ + intercept_``, shape (n_samples,)."""
         check_is_fitted(self)
@@ -479,6 +500,21 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
         self.coef_ = z[None, :p]
         self.intercept_ = z[p:] if self.fit_intercept else np.zeros(1)
         return self
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of :meth:`predict` on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        return super().score(X, y, sample_weight=sample_weight)
 
     def decision_function(self, X):
         """Signed scores ``X @ coef_.T + intercept_``, shape (n_samples,)."""
