@@ -379,6 +379,8 @@ def solve_inner(problem, x, z0=None, *, method="gd", tol=1e-10, max_iter=1000, s
     x = check_array(x, "x", ndim=1)
     xp = get_namespace(x)
     if z0 is None:
+        if getattr(problem, "n_inner", None) is None:
+            raise ValueError("z0 is required when the problem does not set n_inner")
         z = xp.zeros(problem.n_inner, dtype=x.dtype, device=x.device)
     else:
         z, x = _check_z_x(problem, z0, x)

@@ -272,6 +272,13 @@ def test_bad_outer_option():
         RidgeProblem(A, b, Av, bv, outer="cubic")
 
 
+def test_bad_autograd_needs_z0():
+    torch = pytest.importorskip("torch")
+    prob = AutogradProblem(lambda z, x: torch.sum(z * z), lambda z, x: torch.sum(z))
+    with pytest.raises(ValueError, match="z0"):
+        solve_inner(prob, torch.zeros(2, dtype=torch.float64))
+
+
 def test_bad_autograd_callables():
     with pytest.raises(TypeError, match="inner"):
         AutogradProblem(1.0, lambda z, x: z)

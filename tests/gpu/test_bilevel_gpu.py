@@ -58,7 +58,7 @@ def test_cuda_autograd_problem():
         return 0.5 * torch.mean((Avt @ z - bvt) ** 2)
 
     auto = AutogradProblem(G, F)
-    z = solve_inner(auto, xt, method="newton", tol=1e-12).z
+    z = solve_inner(auto, xt, torch.zeros_like(xt), method="newton", tol=1e-12).z
     h = hypergradient(auto, z, xt, method="newton", solver="cg")
     ref = hypergradient(RidgeProblem(A, b, Av, bv), to_numpy(z), x, method="newton")
     assert h.device.type == "cuda"
