@@ -228,7 +228,7 @@ class MVICA(TransformerMixin, BaseEstimator):
         warps = self._warps
         if isinstance(prm["init"], str):
             maker = permica if prm["init"] == "permica" else groupica
-            W0 = maker(Z, random_state=seed, max_iter=1000, tol=1e-6)
+            W0 = maker(Z, random_state=seed, max_iter=1000, tol=1e-4)
             W0, rho0, tau0 = align_sources(
                 W0, Z, warps=warps, max_dilation=prm["max_dilation"],
                 max_shift=prm["max_shift"], grid_size=prm["grid_size"],

@@ -29,7 +29,7 @@ linear interpolation with respect to the position is the local slope of the sour
 from __future__ import annotations
 
 from .._array_api import get_namespace, inv, slogdet
-from ._warp import WarpPlan
+from ._warp import WarpPlan, to_epoch_minor
 
 __all__ = ["logcosh", "joint_loss_grad", "ica_loss_grad"]
 
@@ -67,7 +67,8 @@ def _penalty(rho_u, tau_u, max_dilation, max_shift, use_rho, use_tau):
 
 
 def joint_loss_grad(W, rho, tau, Z, *, noise=1.0, n_concat=1, onset=0, warps="both",
-                    penalty=1.0, max_dilation=1.0, max_shift=0.0, pad=None, grad=True):
+                    penalty=1.0, max_dilation=1.0, max_shift=0.0, pad=None, grad=True,
+                    epoch_minor=False):
     """Multi-view ICA loss with warps and its analytic gradient.
 
     Parameters
@@ -94,6 +95,9 @@ def joint_loss_grad(W, rho, tau, Z, *, noise=1.0, n_concat=1, onset=0, warps="bo
         Bound on the warp displacement (see :func:`warp_adjoint`).
     grad : bool, default=True
         Also return the gradient.
+    epoch_minor : bool, default=False
+        ``Z`` is already in the layout of :func:`~._warp.to_epoch_minor` (flattened back to
+        (m, k, n * n_concat)); the solver reorders the data once and passes ``True``.
 
     Returns
     -------
@@ -109,11 +113,13 @@ def joint_loss_grad(W, rho, tau, Z, *, noise=1.0, n_concat=1, onset=0, warps="bo
     sign, logdet = slogdet(W)
     if bool(xp.any(sign == 0)) or not bool(xp.all(xp.isfinite(logdet))):
         return (float("inf"), None, None, None) if grad else float("inf")
-    S = W @ Z
     warped = warps != "none"
+    if warped and not epoch_minor:
+        Z = xp.reshape(to_epoch_minor(Z, n_concat), (m, k, total))
+    S = W @ Z
     if warped:
-        plan = WarpPlan(rho, tau, n, n_concat=n_concat, onset=onset, pad=pad)
-        Y, slope = plan.apply(S)
+        plan = WarpPlan(rho, tau, n, onset=onset, pad=pad)
+        Y, slope = plan.apply(xp.reshape(S, (m, k, n, n_concat)))
     else:
         Y = S
     Ybar = xp.mean(Y, axis=0)
@@ -131,9 +137,8 @@ def joint_loss_grad(W, rho, tau, Z, *, noise=1.0, n_concat=1, onset=0, warps="bo
     g_rho = xp.zeros_like(rho)
     g_tau = xp.zeros_like(tau)
     if warped:
-        A = plan.adjoint(G)
-        gs = xp.reshape(G, (m, k, n_concat, n)) * slope
-        gs_t = xp.sum(gs, axis=2)  # (m, k, n)
+        A = xp.reshape(plan.adjoint(G), (m, k, total))
+        gs_t = xp.sum(G * slope, axis=-1)  # (m, k, n)
         t = xp.arange(n, dtype=Z.dtype, device=_dev(Z)) - float(onset)
         g_tau = -float(n) * xp.sum(gs_t, axis=-1)
         if warps == "both":

@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._array_api import device, from_numpy, get_namespace, svd, to_numpy
 from ._loss import ica_loss_grad, joint_loss_grad
-from ._warp import warp, warp_padding, warp_slope
+from ._warp import WarpPlan, to_epoch_minor, warp_padding
 
 __all__ = ["reduce_views", "permica", "groupica", "align_sources", "fit_warped_mvica"]
 
@@ -196,7 +196,8 @@ def align_sources(W, Z, *, warps="both", max_dilation=1.0, max_shift=0.0, grid_s
     """
     xp = get_namespace(W, Z)
     m, k, total = Z.shape
-    S = W @ Z
+    n = total // n_concat
+    S = xp.reshape(to_epoch_minor(W @ Z, n_concat), (m, k, total))
     gd, gs = _grid(max_dilation, max_shift, grid_size, warps)
     n_grid = gd.shape[0]
     S0 = S[0, ...]
@@ -205,15 +206,20 @@ def align_sources(W, Z, *, warps="both", max_dilation=1.0, max_shift=0.0, grid_s
     tau = np.zeros((m, k))
     perms = [np.arange(k)]
     signs = [np.ones(k)]
-    rho_g = from_numpy(np.broadcast_to(gd, (k, n_grid)).copy(), Z)
-    tau_g = from_numpy(np.broadcast_to(gs, (k, n_grid)).copy(), Z)
+    if warps != "none":
+        # one plan for every subject: source j of the subject warped by every grid point g,
+        # its gather rows redirected from the (j, g) copy to source j itself
+        plan = WarpPlan(from_numpy(np.broadcast_to(gd, (k, n_grid)).copy(), Z),
+                        from_numpy(np.broadcast_to(gs, (k, n_grid)).copy(), Z), n, onset=onset)
+        plan.idx0 = (plan.idx0 // (n_grid * n)) * n + plan.idx0 % n
+        plan.idx1 = (plan.idx1 // (n_grid * n)) * n + plan.idx1 % n
     for i in range(1, m):
         Si = S[i, ...]
         if warps == "none":
             Y = Si[:, None, :]
         else:
-            rep = xp.broadcast_to(Si[:, None, :], (k, n_grid, total))
-            Y = warp(rep, rho_g, tau_g, n_concat=n_concat, onset=onset)  # (k, G, T)
+            Y = xp.reshape(plan.apply(xp.reshape(Si, (k, n, n_concat)))[0],
+                           (k, n_grid, total))
         cross = xp.reshape(xp.reshape(Y, (-1, total)) @ S0.T, (k, Y.shape[1], k)) / total
         y_sq = xp.mean(Y * Y, axis=-1)  # (k, G)
         score = to_numpy(y_sq[:, :, None] + S0_sq[None, None, :] - 2.0 * xp.abs(cross))
@@ -287,11 +293,13 @@ def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, 
     rho0_x = from_numpy(rho0, Z)
     tau0_x = from_numpy(tau0, Z)
     if use_tau:
-        slope = warp_slope(W0 @ Z, rho0_x, tau0_x, n_concat=n_concat, onset=onset)
-        slope2 = xp.reshape(slope * slope, (m, k, n_concat, n))
+        Z = xp.reshape(to_epoch_minor(Z, n_concat), (m, k, total))  # reordered once
+        plan = WarpPlan(rho0_x, tau0_x, n, onset=onset)
+        _, slope = plan.apply(xp.reshape(W0 @ Z, (m, k, n, n_concat)))
+        slope2 = xp.sum(slope * slope, axis=-1)  # (m, k, n)
         t = xp.arange(n, dtype=Z.dtype, device=device(Z)) - float(onset)
-        h_tau = to_numpy(xp.sum(slope2, axis=(2, 3))) * n * n * (1.0 - 1.0 / m) / (noise * total)
-        h_rho = to_numpy(xp.sum(xp.sum(slope2, axis=2) * t * t, axis=-1))
+        h_tau = to_numpy(xp.sum(slope2, axis=-1)) * n * n * (1.0 - 1.0 / m) / (noise * total)
+        h_rho = to_numpy(xp.sum(slope2 * t * t, axis=-1))
         h_rho = h_rho * (1.0 - 1.0 / m) / (noise * total)
         c_tau = np.sqrt(h_tau + 1.0)
         c_rho = np.sqrt(h_rho + 1.0)
@@ -309,7 +317,7 @@ def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, 
         loss, gW, gr, gd = joint_loss_grad(
             from_numpy(W, Z), from_numpy(r, Z), from_numpy(d, Z), Z, noise=noise,
             n_concat=n_concat, onset=onset, warps=warps, penalty=penalty,
-            max_dilation=max_dilation, max_shift=max_shift, pad=pad)
+            max_dilation=max_dilation, max_shift=max_shift, pad=pad, epoch_minor=use_tau)
         if gW is None:
             return np.inf, np.zeros_like(x)
         g = np.zeros_like(x)

@@ -19,7 +19,16 @@ import math
 
 from .._array_api import get_namespace
 
-__all__ = ["warp_padding", "warp_positions", "warp", "warp_adjoint", "warp_slope", "WarpPlan"]
+__all__ = [
+    "warp_padding",
+    "warp_positions",
+    "warp",
+    "warp_adjoint",
+    "warp_slope",
+    "WarpPlan",
+    "to_epoch_minor",
+    "from_epoch_minor",
+]
 
 
 def warp_padding(n, onset, max_dilation, max_shift):
@@ -81,10 +90,27 @@ def _gather(xp, flat, idx):
     return xp.reshape(xp.take(flat, xp.reshape(idx, (-1,)), axis=0), shape)
 
 
-def _epoch_index(xp, m, k, n_concat, n, dev):
-    """Flat offset of the start of every epoch of an (m, k, n_concat * n) array."""
-    base = xp.arange(m * k * n_concat, dtype=xp.int64, device=dev) * n
-    return xp.reshape(base, (m, k, n_concat, 1))
+def to_epoch_minor(S, n_concat):
+    """Reorder the time axis ``e * n + t`` of (..., n_concat * n) into (..., n, n_concat).
+
+    In this layout the samples of one time point across epochs are contiguous, so that one
+    gather index per (subject, source, time) serves every epoch.
+    """
+    xp = get_namespace(S)
+    n = S.shape[-1] // n_concat
+    lead = tuple(S.shape[:-1])
+    S4 = xp.reshape(S, lead + (n_concat, n))
+    perm = tuple(range(len(lead))) + (len(lead) + 1, len(lead))
+    return xp.permute_dims(S4, perm)
+
+
+def from_epoch_minor(S4):
+    """Inverse of :func:`to_epoch_minor`: (..., n, n_concat) -> (..., n_concat * n)."""
+    xp = get_namespace(S4)
+    lead = tuple(S4.shape[:-2])
+    n, n_concat = S4.shape[-2], S4.shape[-1]
+    perm = tuple(range(len(lead))) + (len(lead) + 1, len(lead))
+    return xp.reshape(xp.permute_dims(S4, perm), lead + (n_concat * n,))
 
 
 def warp(S, rho, tau, *, n_concat=1, onset=0):
@@ -110,7 +136,8 @@ def warp(S, rho, tau, *, n_concat=1, onset=0):
         linearly interpolated, indices taken modulo ``n`` within the epoch.
     """
     n = S.shape[-1] // n_concat
-    return WarpPlan(rho, tau, n, n_concat=n_concat, onset=onset).apply(S)[0]
+    plan = WarpPlan(rho, tau, n, onset=onset)
+    return from_epoch_minor(plan.apply(to_epoch_minor(S, n_concat))[0])
 
 
 def warp_slope(S, rho, tau, *, n_concat=1, onset=0):
@@ -128,15 +155,17 @@ def warp_slope(S, rho, tau, *, n_concat=1, onset=0):
     -------
     slope : array, shape (m, k, n_concat * n)
     """
-    m, k, total = S.shape
-    n = total // n_concat
-    slope = WarpPlan(rho, tau, n, n_concat=n_concat, onset=onset).apply(S)[1]
-    return get_namespace(S).reshape(slope, (m, k, total))
+    n = S.shape[-1] // n_concat
+    plan = WarpPlan(rho, tau, n, onset=onset)
+    return from_epoch_minor(plan.apply(to_epoch_minor(S, n_concat))[1])
 
 
 class WarpPlan:
     """Gather indices and weights of one set of warps, shared by the forward warp, its slope and
     its adjoint (computed once per loss evaluation).
+
+    Signals are in the epoch-minor layout of :func:`to_epoch_minor`, shape (m, k, n, E): the
+    ``E`` epochs share the warp, so one gather row per (subject, source, time) serves them all.
 
     Parameters
     ----------
@@ -144,24 +173,26 @@ class WarpPlan:
         Dilations (> 0) and shifts (fraction of the epoch).
     n : int
         Epoch length.
-    n_concat : int, default=1
     onset : int, default=0
     pad : int, optional
         An upper bound on ``|u - t|`` in samples (computed from ``rho`` and ``tau`` if omitted).
     """
 
-    def __init__(self, rho, tau, n, *, n_concat=1, onset=0, pad=None):
+    def __init__(self, rho, tau, n, *, onset=0, pad=None):
         xp = get_namespace(rho, tau)
         self.xp = xp
         m, k = rho.shape
-        self.shape = (m, k, n_concat, n)
+        self.m, self.k, self.n = m, k, n
         dev = _device(rho)
         u = warp_positions(rho, tau, n, onset)
         i0 = _floor_int(xp, u)
-        self.frac = (u - xp.astype(i0, u.dtype))[:, :, None, :]
-        base = _epoch_index(xp, m, k, n_concat, n, dev)
-        self.idx0 = xp.reshape(base + xp.remainder(i0, n)[:, :, None, :], (-1,))
-        self.idx1 = xp.reshape(base + xp.remainder(i0 + 1, n)[:, :, None, :], (-1,))
+        self.frac = (u - xp.astype(i0, u.dtype))[..., None]  # (m, k, n, 1)
+        row = xp.reshape(xp.arange(m * k, dtype=xp.int64, device=dev) * n, (m, k, 1))
+        j0 = xp.remainder(i0, n)
+        j1 = j0 + 1
+        j1 = j1 - n * xp.astype(j1 == n, xp.int64)
+        self.idx0 = xp.reshape(row + j0, (-1,))
+        self.idx1 = xp.reshape(row + j1, (-1,))
         if pad is None:
             pad = max(0, -int(xp.min(i0)), int(xp.max(i0)) + 2 - n) + 1
         pad = int(pad)
@@ -169,63 +200,59 @@ class WarpPlan:
             raise ValueError(f"warps move samples by more than one epoch (pad={pad} > n={n})")
         self.pad = pad
         # lo[s] = #{t : u(t) < s} for s = -pad, ..., n + pad: closed form, then an exact
-        # fix-up so that it agrees with floor(u) despite rounding
+        # fix-up so that it agrees with floor(u) despite rounding (off by at most one)
         s_grid = xp.arange(-pad, n + pad + 1, dtype=u.dtype, device=dev)
         r = rho[..., None]
         b = float(onset) - r * float(onset) - tau[..., None] * float(n)
         lo = xp.clip(xp.astype(xp.ceil((s_grid - b) / r), xp.int64), 0, n)
         s_int = xp.astype(s_grid, xp.int64)
         flat_i0 = xp.reshape(i0, (-1,))
-        row = xp.reshape(xp.arange(m * k, dtype=xp.int64, device=dev) * n, (m, k, 1))
-        for _ in range(2):
-            prev = xp.clip(lo - 1, 0, n - 1)
-            too_far = (lo > 0) & (_gather(xp, flat_i0, row + prev) >= s_int)
-            lo = lo - xp.astype(too_far, xp.int64)
-            cur = xp.clip(lo, 0, n - 1)
-            too_short = (lo < n) & (_gather(xp, flat_i0, row + cur) < s_int)
-            lo = lo + xp.astype(too_short, xp.int64)
-        cbase = xp.reshape(xp.arange(m * k * n_concat, dtype=xp.int64, device=dev) * (n + 1),
-                           (m, k, n_concat, 1))
-        self.lo_idx = xp.reshape(cbase + lo[:, :, None, :], (-1,))
+        prev = xp.clip(lo - 1, 0, n - 1)
+        too_far = (lo > 0) & (_gather(xp, flat_i0, row + prev) >= s_int)
+        lo = lo - xp.astype(too_far, xp.int64)
+        cur = xp.clip(lo, 0, n - 1)
+        too_short = (lo < n) & (_gather(xp, flat_i0, row + cur) < s_int)
+        lo = lo + xp.astype(too_short, xp.int64)
+        crow = xp.reshape(xp.arange(m * k, dtype=xp.int64, device=dev) * (n + 1), (m, k, 1))
+        self.lo_idx = xp.reshape(crow + lo, (-1,))
 
-    def gather(self, S):
-        """Neighbouring samples ``(s0, s1)`` of every warped position, shape (m, k, E, n)."""
+    def gather(self, S4):
+        """Neighbouring samples ``(s0, s1)`` of every warped position, shape (m, k, n, E)."""
         xp = self.xp
-        flat = xp.reshape(S, (-1,))
-        s0 = xp.reshape(xp.take(flat, self.idx0, axis=0), self.shape)
-        s1 = xp.reshape(xp.take(flat, self.idx1, axis=0), self.shape)
+        E = S4.shape[-1]
+        flat = xp.reshape(S4, (-1, E))
+        shape = (self.m, self.k, self.n, E)
+        s0 = xp.reshape(xp.take(flat, self.idx0, axis=0), shape)
+        s1 = xp.reshape(xp.take(flat, self.idx1, axis=0), shape)
         return s0, s1
 
-    def apply(self, S):
-        """Warped signals, shape (m, k, n_concat * n), and the local slopes (m, k, E, n)."""
-        s0, s1 = self.gather(S)
+    def apply(self, S4):
+        """Warped signals and local slopes, both (m, k, n, E), for ``S4`` of shape (m, k, n, E)."""
+        s0, s1 = self.gather(S4)
         slope = s1 - s0
-        m, k, e, n = self.shape
-        return self.xp.reshape(s0 + self.frac * slope, (m, k, e * n)), slope
+        return s0 + self.frac * slope, slope
 
-    def adjoint(self, G):
-        """``T^T G`` for ``G`` of shape (m, k, n_concat * n) (see :func:`warp_adjoint`)."""
+    def adjoint(self, G4):
+        """``T^T G`` for ``G4`` of shape (m, k, n, E) (see :func:`warp_adjoint`)."""
         xp = self.xp
-        m, k, n_concat, n = self.shape
-        pad = self.pad
-        dev = _device(G)
-        G4 = xp.reshape(G, self.shape)
-        zeros = xp.zeros((m, k, n_concat, 1), dtype=G.dtype, device=dev)
+        m, k, n, pad = self.m, self.k, self.n, self.pad
+        E = G4.shape[-1]
+        dev = _device(G4)
+        zeros = xp.zeros((m, k, 1, E), dtype=G4.dtype, device=dev)
         Gf = G4 * self.frac
-        c0 = xp.reshape(xp.concat([zeros, xp.cumulative_sum(G4 - Gf, axis=-1)], axis=-1), (-1,))
-        c1 = xp.reshape(xp.concat([zeros, xp.cumulative_sum(Gf, axis=-1)], axis=-1), (-1,))
-        ext_shape = (m, k, n_concat, n + 2 * pad + 1)
-        g0 = xp.reshape(xp.take(c0, self.lo_idx, axis=0), ext_shape)
-        g1 = xp.reshape(xp.take(c1, self.lo_idx, axis=0), ext_shape)
-        a0 = g0[..., 1:] - g0[..., :-1]  # weight landing on s (s = -pad .. n + pad - 1)
-        a1 = g1[..., 1:] - g1[..., :-1]  # weight landing on s + 1
-        ext = a0 + xp.concat([zeros, a1[..., :-1]], axis=-1)
-        # ext[..., q] is the weight on sample q - pad: fold the padding back (period n)
-        core = ext[..., pad:pad + n]
-        zpad = xp.zeros((m, k, n_concat, n - pad), dtype=G.dtype, device=dev)
-        out = (core + xp.concat([zpad, ext[..., :pad]], axis=-1)
-               + xp.concat([ext[..., pad + n:], zpad], axis=-1))
-        return xp.reshape(out, (m, k, n_concat * n))
+        c0 = xp.concat([zeros, xp.cumulative_sum(G4 - Gf, axis=2)], axis=2)
+        c1 = xp.concat([zeros, xp.cumulative_sum(Gf, axis=2)], axis=2)
+        ext_shape = (m, k, n + 2 * pad + 1, E)
+        g0 = xp.reshape(xp.take(xp.reshape(c0, (-1, E)), self.lo_idx, axis=0), ext_shape)
+        g1 = xp.reshape(xp.take(xp.reshape(c1, (-1, E)), self.lo_idx, axis=0), ext_shape)
+        a0 = g0[:, :, 1:, :] - g0[:, :, :-1, :]  # weight landing on s (s = -pad .. n + pad - 1)
+        a1 = g1[:, :, 1:, :] - g1[:, :, :-1, :]  # weight landing on s + 1
+        ext = a0 + xp.concat([zeros, a1[:, :, :-1, :]], axis=2)
+        # ext[:, :, q] is the weight on sample q - pad: fold the padding back (period n)
+        core = ext[:, :, pad:pad + n, :]
+        zpad = xp.zeros((m, k, n - pad, E), dtype=G4.dtype, device=dev)
+        return (core + xp.concat([zpad, ext[:, :, :pad, :]], axis=2)
+                + xp.concat([ext[:, :, pad + n:, :], zpad], axis=2))
 
 
 def warp_adjoint(G, rho, tau, *, n_concat=1, onset=0, pad=None):
@@ -254,4 +281,5 @@ def warp_adjoint(G, rho, tau, *, n_concat=1, onset=0, pad=None):
         ``A = T^T G``, so that ``sum(G * warp(S)) == sum(A * S)`` for every ``S``.
     """
     n = G.shape[-1] // n_concat
-    return WarpPlan(rho, tau, n, n_concat=n_concat, onset=onset, pad=pad).adjoint(G)
+    plan = WarpPlan(rho, tau, n, onset=onset, pad=pad)
+    return from_epoch_minor(plan.adjoint(to_epoch_minor(G, n_concat)))
