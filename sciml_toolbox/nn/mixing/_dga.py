@@ -1,0 +1,522 @@
+"""Online data mixing by gradient alignment (DGA), its DoGE-style variant and fixed baselines.
+
+References
+----------
+S. Fan, D. Grangier, P. Ablin, "Dynamic Gradient Alignment for Online Data Mixing", 2024.
+S. Fan, M. Pagliardini, M. Jaggi, "DoGE: Domain Reweighting with Generalization Estimation",
+ICML 2024.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from ..._validation import (
+    check_array,
+    check_in_range,
+    check_int,
+    check_option,
+    check_positive,
+    check_simplex,
+)
+from ..lm import Callback, default_loss
+
+__all__ = [
+    "MixingMethod",
+    "UniformMixture",
+    "ImportanceSampling",
+    "DGA",
+    "DoGE",
+    "exponentiated_gradient_step",
+]
+
+
+def exponentiated_gradient_step(weights, scores, step_size):
+    """One mirror-descent (exponentiated-gradient) step on the simplex.
+
+    ``w_new = softmax(log w + step_size * scores)``: weights move towards the entries with the
+    largest scores, multiplicatively, and stay on the simplex.
+
+    Parameters
+    ----------
+    weights : array_like, shape (k,)
+        Current weights on the simplex (zeros stay zero).
+    scores : array_like, shape (k,)
+        Alignment scores (larger is better).
+    step_size : float
+        Mirror-descent step size (>= 0).
+
+    Returns
+    -------
+    new_weights : ndarray, shape (k,)
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        logits = np.log(w) + step_size * s
+    logits -= logits.max()
+    e = np.exp(logits)
+    return e / e.sum()
+
+
+class MixingMethod(Callback):
+    """Base class: a training mixture over the *generic* domains of a corpus.
+
+    A mixing method is passed as the ``mixture`` of :func:`sciml_toolbox.nn.lm.train`: the
+    trainer calls it every step for the domain weights and, since it is a
+    :class:`~sciml_toolbox.nn.lm.Callback`, registers it as a hook and checkpoints its state.
+    The weights cover ``generic_domains`` of the corpus; every other corpus domain (for
+    example the specific set) gets weight 0.
+
+    Parameters
+    ----------
+    n_domains : int
+        Number of generic domains (the length of the weights).
+    generic_domains : list of (str or int), optional
+        The corpus domains the weights refer to, in order. Default: every corpus domain except
+        ``specific`` (a method that has one).
+
+    Attributes
+    ----------
+    weights_ : ndarray, shape (n_domains,)
+        Weights over the generic domains used for training now.
+    history_ : dict
+        ``'step'`` and ``'weights'`` (one row per recorded step).
+    """
+
+    specific = None
+
+    def __init__(self, n_domains, *, generic_domains=None):
+        self.n_domains = check_int(n_domains, "n_domains", min_value=1)
+        self.generic_domains = None if generic_domains is None else list(generic_domains)
+        self.weights_ = np.full(self.n_domains, 1.0 / self.n_domains)
+        self.history_ = {"step": [], "weights": []}
+        self._generic_idx = None
+
+    # ------------------------------------------------------------------ corpus binding
+    def bind(self, corpus):
+        """Resolve domain names against ``corpus`` (called by the trainer's first hook)."""
+        spec = None
+        if self.specific is not None and not _is_tokens(self.specific):
+            spec = corpus.domain_index(self.specific)
+        if self.generic_domains is None:
+            idx = [i for i in range(corpus.n_domains) if i != spec]
+        else:
+            idx = [corpus.domain_index(d) for d in self.generic_domains]
+        if len(idx) != self.n_domains:
+            raise ValueError(f"n_domains={self.n_domains} but {len(idx)} generic domains were "
+                             f"found in the corpus ({[corpus.names[i] for i in idx]})")
+        if spec is not None and spec in idx:
+            raise ValueError(f"the specific domain {corpus.names[spec]!r} is also listed among "
+                             "generic_domains")
+        self._corpus = corpus
+        self._generic_idx = np.asarray(idx)
+        return self
+
+    def expand(self, weights):
+        """Weights over the generic domains as weights over every corpus domain."""
+        full = np.zeros(self._corpus.n_domains)
+        full[self._generic_idx] = weights
+        return full
+
+    def on_train_begin(self, state):
+        self.bind(state.corpus)
+
+    def __call__(self, step):
+        if self._generic_idx is None:
+            raise RuntimeError(f"{type(self).__name__} is not bound to a corpus: pass it as "
+                               "the mixture of sciml_toolbox.nn.lm.train")
+        return self.expand(self.weights_)
+
+    def on_step_end(self, state):
+        self.history_["step"].append(state.step + 1)
+        self.history_["weights"].append(self.weights_.copy())
+
+    def state_dict(self):
+        return {"weights": self.weights_.copy(),
+                "history": {k: list(v) for k, v in self.history_.items()}}
+
+    def load_state_dict(self, state):
+        self.weights_ = np.asarray(state["weights"], dtype=np.float64)
+        self.history_ = {k: list(v) for k, v in state["history"].items()}
+
+
+def _is_tokens(obj):
+    return isinstance(obj, (np.ndarray, torch.Tensor, list, tuple))
+
+
+class UniformMixture(MixingMethod):
+    """The uniform mixture of the generic domains (the default of generic pretraining).
+
+    Parameters
+    ----------
+    n_domains : int
+    generic_domains : list of (str or int), optional
+    """
+
+
+class ImportanceSampling(MixingMethod):
+    """A fixed mixture: the specific set's histogram over the generic domains.
+
+    This is the importance-sampling baseline of DGA (CRISP-style: weight each generic domain
+    or cluster by how much of the specific set falls into it). With little generic data per
+    domain it repeats the few domains it favours, which is where it overfits.
+
+    Parameters
+    ----------
+    histogram : array_like, shape (n_domains,)
+        On the simplex.
+    generic_domains : list of (str or int), optional
+    specific : str or int, optional
+        The specific domain of the corpus, excluded from the default generic domains.
+    """
+
+    def __init__(self, histogram, *, generic_domains=None, specific=None):
+        h = np.asarray(check_simplex(np.asarray(histogram, dtype=float), "histogram"),
+                       dtype=float)
+        super().__init__(h.shape[0], generic_domains=generic_domains)
+        self.specific = specific
+        self.weights_ = h / h.sum()
+
+    @classmethod
+    def from_classifier(cls, classifier, specific_tokens, **kwargs):
+        """Estimate the histogram with a fitted domain classifier.
+
+        Parameters
+        ----------
+        classifier : sciml_toolbox.nn.soup.DomainClassifier
+            Fitted on the generic domains.
+        specific_tokens : array_like of int
+            The specific set (a stream or windows).
+        **kwargs
+            Passed to the constructor.
+        """
+        from ..soup import estimate_histogram
+
+        return cls(estimate_histogram(classifier, specific_tokens, hard=True), **kwargs)
+
+
+class DGA(MixingMethod):
+    """Dynamic Gradient Alignment: online domain weights that follow the specific gradient.
+
+    Every ``update_every`` steps the training batch is drawn stratified, ``batch_size / p``
+    sequences from each of the ``p`` basis distributions (by default the generic domains
+    themselves), and one backward pass per stratum gives the basis gradients ``g_j`` at no
+    extra cost: the training gradient of that step is ``sum_j w_j g_j``, an unbiased estimate of
+    the mixture's gradient. One extra backward pass on a batch of the specific set gives
+    ``g_spe``, and the weights take an exponentiated-gradient step on the alignments::
+
+        w <- softmax(log w + step_size * <g_j, g_spe>_P)
+        w_used <- ema * w_used + (1 - ema) * w
+
+    (Fan, Grangier, Ablin, 2024; the exact update is reconstructed from the paper's summary:
+    mirror descent on the simplex with an EMA of the weights). ``P`` is the identity, or the
+    optimizer's Adam second-moment preconditioner with ``preconditioning='adam'`` (the
+    alignment the Adam update itself sees). The training mixture is
+    ``alpha = w_used @ bases``.
+
+    The distribution-reweighting variant passes ``bases``: rows are distributions over the
+    generic domains (for example histograms of many fine-grained domains over k-means
+    clusters); the weights then live on the ``p`` bases and the cost scales with ``p``, not
+    with the number of domains.
+
+    Parameters
+    ----------
+    n_domains : int
+        Number of generic domains.
+    specific : str, int or array_like of int
+        The specific set: a domain of the corpus (name or index), or its tokens (a 1-D stream).
+    update_every : int, default=10
+        Steps between weight updates (T_r in the paper).
+    step_size : float, default=1.0
+        Mirror-descent step size on the alignments (>= 0).
+    ema : float in [0, 1), default=0.5
+        Weight of the previous training weights in their exponential moving average.
+    preconditioning : {'none', 'adam'}, default='none'
+    bases : array_like, shape (n_bases, n_domains), optional
+        Basis distributions (rows on the simplex). Default: the identity.
+    specific_batch_size : int, optional
+        Sequences of the specific batch (default: the training batch size).
+    generic_domains : list of (str or int), optional
+    init : array_like, shape (n_bases,), optional
+        Initial weights over the bases (default uniform).
+    eps : float, default=1e-8
+        Added to the preconditioner's denominator.
+
+    Attributes
+    ----------
+    weights_ : ndarray, shape (n_domains,)
+        Training weights over the generic domains.
+    basis_weights_ : ndarray, shape (n_bases,)
+        ``w_used``: the EMA of the mirror-descent iterates.
+    raw_weights_ : ndarray, shape (n_bases,)
+        ``w``: the mirror-descent iterate.
+    alignment_history_ : list of ndarray
+        The alignment scores of every update.
+    n_updates_ : int
+
+    Examples
+    --------
+    >>> from sciml_toolbox.nn.lm import DomainCorpus, TinyLM, TinyLMConfig, train
+    >>> corpus = DomainCorpus.synthetic(n_domains=3, n_tokens=20_000, seq_len=16)
+    >>> dga = DGA(2, specific="markov2", update_every=2)
+    >>> hist = train(TinyLM(TinyLMConfig(d_model=16, n_layers=1, n_heads=2)), corpus, dga,
+    ...              4, **dga.train_kwargs(batch_size=4))
+    >>> dga.n_updates_
+    2
+    """
+
+    def __init__(self, n_domains, *, specific, update_every=10, step_size=1.0, ema=0.5,
+                 preconditioning="none", bases=None, specific_batch_size=None,
+                 generic_domains=None, init=None, eps=1e-8):
+        super().__init__(n_domains, generic_domains=generic_domains)
+        self.update_every = check_int(update_every, "update_every", min_value=1)
+        self.step_size = check_positive(step_size, "step_size", strict=False)
+        self.ema = check_in_range(ema, "ema", 0.0, 1.0, closed="left")
+        self.preconditioning = check_option(preconditioning, "preconditioning",
+                                            ("none", "adam"))
+        self.specific_batch_size = check_int(specific_batch_size, "specific_batch_size",
+                                             min_value=1, allow_none=True)
+        self.eps = check_positive(eps, "eps")
+        if specific is None:
+            raise ValueError("specific (the specific set) must be given")
+        if _is_tokens(specific):
+            t = np.asarray(specific.cpu() if isinstance(specific, torch.Tensor) else specific)
+            if t.size == 0:
+                raise ValueError("specific (the specific set) is empty")
+            if t.ndim != 1:
+                raise ValueError(f"specific tokens must be a 1-D stream, got shape {t.shape}")
+            specific = torch.as_tensor(t.astype(np.int64))
+        self.specific = specific
+        if bases is None:
+            bases = np.eye(self.n_domains)
+        bases = np.asarray(check_array(np.asarray(bases, dtype=float), "bases", ndim=2))
+        if bases.shape[1] != self.n_domains:
+            raise ValueError(f"bases must have shape (n_bases, {self.n_domains}), got "
+                             f"{bases.shape}")
+        for j, row in enumerate(bases):
+            check_simplex(row, f"bases[{j}]")
+        self.bases = bases / bases.sum(axis=1, keepdims=True)
+        p = self.bases.shape[0]
+        if init is None:
+            init = np.full(p, 1.0 / p)
+        init = np.asarray(check_simplex(np.asarray(init, dtype=float), "init", length=p),
+                          dtype=float)
+        self.raw_weights_ = init.copy()
+        self.basis_weights_ = init.copy()
+        self.weights_ = self.basis_weights_ @ self.bases
+        self.alignment_history_ = []
+        self.n_updates_ = 0
+        self._strata = None
+        self._batch_size = None
+        self._last_norm = 1.0
+
+    # ------------------------------------------------------------------ trainer wiring
+    def train_kwargs(self, batch_size=16):
+        """Keyword arguments wiring DGA into :func:`sciml_toolbox.nn.lm.train`.
+
+        Parameters
+        ----------
+        batch_size : int, default=16
+            Global batch size of training (also the default specific batch size).
+
+        Returns
+        -------
+        kwargs : dict
+            ``batch_size``, ``batch_fn`` (stratified batches on update steps) and ``loss_fn``
+            (basis gradients and the weight update on update steps).
+        """
+        self._batch_size = check_int(batch_size, "batch_size", min_value=1)
+        return {"batch_size": self._batch_size, "batch_fn": self.batch_fn,
+                "loss_fn": self.loss_fn}
+
+    def bind(self, corpus):
+        super().bind(corpus)
+        if _is_tokens(self.specific) and self.specific.numel() < corpus.seq_len + 1:
+            raise ValueError(f"specific has {self.specific.numel()} tokens, fewer than one "
+                             f"window of seq_len + 1 = {corpus.seq_len + 1}")
+        return self
+
+    def _is_update_step(self, step):
+        return (step + 1) % self.update_every == 0
+
+    def batch_fn(self, state):
+        """The step's global batch: stratified by basis on update steps, else ``sample``."""
+        corpus, b = state.corpus, self._batch_size
+        if b is None:
+            raise RuntimeError("call train(..., **dga.train_kwargs(batch_size)) so that DGA "
+                               "builds the batches")
+        if not self._is_update_step(state.step):
+            self._strata = None
+            return corpus.sample(state.mixture, b)
+        p = self.bases.shape[0]
+        counts = np.full(p, b // p)
+        counts[: b % p] += 1
+        xs, ys, ds, ids = [], [], [], []
+        for j in range(p):
+            if counts[j] == 0:
+                continue
+            x, y, d = corpus.sample(self.expand(self.bases[j]), int(counts[j]))
+            xs.append(x)
+            ys.append(y)
+            ds.append(d)
+            ids.append(torch.full((int(counts[j]),), j, dtype=torch.int64))
+        self._strata = torch.cat(ids)
+        return torch.cat(xs), torch.cat(ys), torch.cat(ds)
+
+    def _specific_batch(self, state, size):
+        corpus = state.corpus
+        if not _is_tokens(self.specific):
+            x, y, _ = corpus.domain_batch(self.specific, size)
+            return x, y
+        t = self.specific
+        gen = torch.Generator().manual_seed(int(self.n_updates_) + 12345)
+        off = torch.randint(0, t.numel() - corpus.seq_len, (size,), generator=gen)
+        idx = off[:, None] + torch.arange(corpus.seq_len + 1)
+        seqs = t[idx]
+        return seqs[:, :-1], seqs[:, 1:]
+
+    def _preconditioner(self, state, params):
+        if self.preconditioning == "none":
+            return None
+        out = []
+        opt = state.optimizer
+        for p in params:
+            st = opt.state.get(p, {})
+            v = st.get("exp_avg_sq")
+            if v is None:
+                return None  # before the first optimizer step: no second moments yet
+            step = st.get("step", 1)
+            step = float(step.item() if torch.is_tensor(step) else step)
+            beta2 = next(g for g in opt.param_groups if any(q is p for q in g["params"])
+                         )["betas"][1]
+            vhat = v / (1 - beta2 ** max(step, 1.0))
+            out.append((vhat.sqrt() + self.eps).reshape(-1))
+        return torch.cat(out)
+
+    def loss_fn(self, model, x, y, state):
+        """Training loss; on update steps also computes the basis gradients and updates."""
+        if state.mode != "train" or self._strata is None:
+            return default_loss(model, x, y, state)
+        net = state.model  # per-stratum gradients are reduced by hand, not by DDP hooks
+        params = state.parameters()
+        logits = net(x)
+        tok = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                              reduction="none").view(y.shape)
+        per_seq = tok.mean(dim=1)
+        rank, world = state.rank, state.world_size
+        n_local = x.shape[0]
+        ids = self._strata[rank * n_local:(rank + 1) * n_local].to(per_seq.device)
+        p = self.bases.shape[0]
+        sums = torch.zeros(p, sum(q.numel() for q in params), device=per_seq.device,
+                           dtype=torch.float32)
+        counts = torch.zeros(p, device=per_seq.device, dtype=torch.float32)
+        for j in range(p):
+            mask = ids == j
+            if not bool(mask.any()):
+                continue
+            grads = torch.autograd.grad(per_seq[mask].sum(), params, retain_graph=True,
+                                        allow_unused=True)
+            sums[j] = torch.cat([torch.zeros_like(q).reshape(-1) if g is None else
+                                 g.reshape(-1).float() for g, q in zip(grads, params,
+                                                                       strict=True)])
+            counts[j] = float(mask.sum())
+        if world > 1:
+            dist.all_reduce(sums)
+            dist.all_reduce(counts)
+        g = sums / counts.clamp_min(1.0)[:, None]
+        self._last_norm = float(g.norm(dim=1)[counts > 0].mean())
+        size = self.specific_batch_size or self._batch_size
+        xs, ys = self._specific_batch(state, size)
+        xs = xs[rank * (size // world):(rank + 1) * (size // world)] if world > 1 else xs
+        ys = ys[rank * (size // world):(rank + 1) * (size // world)] if world > 1 else ys
+        g_spe = state.gradient(xs, ys).float()
+        pre = self._preconditioner(state, params)
+        scores = (g @ g_spe) if pre is None else (g / pre) @ g_spe
+        scores = scores.double().cpu().numpy()
+        scores[counts.cpu().numpy() == 0] = 0.0
+        w_used = self.basis_weights_.copy()
+        train_grad = (torch.as_tensor(w_used, dtype=g.dtype, device=g.device) @ g)
+        self._update(scores, state)
+        # a surrogate whose value is the mixture loss and whose gradient is sum_j w_j g_j
+        surrogate = sum((q * gq.view_as(q).to(q.dtype)).sum() for q, gq in
+                        zip(params, train_grad.split([q.numel() for q in params]),
+                            strict=True))
+        value = (torch.as_tensor(w_used, dtype=per_seq.dtype, device=per_seq.device)
+                 @ torch.stack([per_seq[ids == j].mean() if bool((ids == j).any()) else
+                                per_seq.new_zeros(()) for j in range(p)])).detach()
+        return value + surrogate - surrogate.detach()
+
+    def _scores_transform(self, scores, state):
+        return scores
+
+    def _update(self, scores, state):
+        scores = self._scores_transform(np.asarray(scores, dtype=np.float64), state)
+        self.alignment_history_.append(scores.copy())
+        self.raw_weights_ = exponentiated_gradient_step(self.raw_weights_, scores,
+                                                        self.step_size)
+        self.basis_weights_ = self.ema * self.basis_weights_ + (1 - self.ema) * self.raw_weights_
+        self.basis_weights_ /= self.basis_weights_.sum()
+        self.weights_ = self.basis_weights_ @ self.bases
+        self.n_updates_ += 1
+
+    def state_dict(self):
+        sd = super().state_dict()
+        sd.update(raw=self.raw_weights_.copy(), basis=self.basis_weights_.copy(),
+                  n_updates=self.n_updates_,
+                  alignments=[a.copy() for a in self.alignment_history_])
+        return sd
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.raw_weights_ = np.asarray(state["raw"], dtype=np.float64)
+        self.basis_weights_ = np.asarray(state["basis"], dtype=np.float64)
+        self.n_updates_ = int(state["n_updates"])
+        self.alignment_history_ = [np.asarray(a) for a in state["alignments"]]
+
+
+class DoGE(DGA):
+    """DoGE-style per-step reweighting (Fan, Pagliardini, Jaggi, ICML 2024), in DGA's API.
+
+    Weights are updated every step (``update_every=1``) with scores
+    ``lr * <g_i, g_spe> / mean_i ||g_i||`` clipped to ``[-clip, clip]``, a mirror-descent step
+    ``log w += score / mu`` and no EMA; the time average of the weights is kept in
+    ``average_weights_`` (DoGE's output mixture for a later run).
+
+    Parameters
+    ----------
+    n_domains : int
+    specific : str, int or array_like of int
+    mu : float, default=0.01
+        Inverse step size of the mirror-descent step.
+    clip : float, default=1.0
+    update_every : int, default=1
+    **kwargs
+        Other :class:`DGA` parameters (``bases``, ``specific_batch_size``, ...).
+
+    Attributes
+    ----------
+    average_weights_ : ndarray, shape (n_domains,)
+        Time average of the training weights.
+    """
+
+    def __init__(self, n_domains, *, specific, mu=0.01, clip=1.0, update_every=1, **kwargs):
+        self.mu = check_positive(mu, "mu")
+        self.clip = check_positive(clip, "clip")
+        kwargs.setdefault("ema", 0.0)
+        super().__init__(n_domains, specific=specific, update_every=update_every,
+                         step_size=1.0 / self.mu, **kwargs)
+        self.average_weights_ = self.weights_.copy()
+        self._n_avg = 0
+
+    def _scores_transform(self, scores, state):
+        lr = float(state.optimizer.param_groups[0]["lr"])
+        return np.clip(lr * scores / max(self._last_norm, 1e-12), -self.clip, self.clip)
+
+    def _update(self, scores, state):
+        super()._update(scores, state)
+        self._n_avg += 1
+        self.average_weights_ += (self.weights_ - self.average_weights_) / self._n_avg
