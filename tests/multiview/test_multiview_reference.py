@@ -42,6 +42,22 @@ def test_warp_matches_numpy_periodic_interp(xp):
     np.testing.assert_allclose(to_numpy(Y), ref, atol=1e-12)
 
 
+def test_warp_matches_scipy_linear_spline():
+    from scipy.interpolate import make_interp_spline
+
+    S, rho, tau = _problem(7, m=2, k=2, n_concat=1, n=80)
+    onset = 25
+    Y = warp(S, rho, tau, onset=onset)
+    t = np.arange(80)
+    for i in range(2):
+        for j in range(2):
+            # periodic extension over three periods, then a degree-1 B-spline
+            grid = np.arange(-80, 160)
+            spline = make_interp_spline(grid, np.tile(S[i, j], 3), k=1)
+            u = rho[i, j] * (t - onset) + onset - tau[i, j] * 80
+            np.testing.assert_allclose(Y[i, j], spline(u), atol=1e-12)
+
+
 def test_warp_adjoint_is_dense_transpose(xp):
     S, rho, tau = _problem(1)
     onset, n_concat, n = 30, 2, 50
