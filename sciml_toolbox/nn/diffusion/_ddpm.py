@@ -162,7 +162,7 @@ class DDPMResult:
 
 def train_ddpm(images=None, *, n_images=None, n_iter=3000, batch_size=128, lr=2e-3,
                config=None, schedule=None, random_state=0, device="cpu", verbose=False):
-    """Train a small DDPM noise predictor in-process (epsilon loss of [1]_).
+    """Train a small DDPM noise predictor in-process (epsilon loss of (Ho et al., 2020)).
 
     Parameters
     ----------

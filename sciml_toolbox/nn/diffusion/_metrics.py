@@ -49,7 +49,7 @@ def _exact_dist_chunk(a, b):
 
 
 def vendi_score(x, *, kernel="cosine", bandwidth=None):
-    """Vendi score of a set of samples [1]_.
+    """Vendi score of a set of samples (Friedman & Dieng, 2023).
 
     Parameters
     ----------
@@ -134,7 +134,7 @@ def nearest_distance(x, reference, *, chunk_size=4096):
 
 
 def shield_share(samples, reference, radius, *, chunk_size=4096):
-    """Share of samples within ``radius`` (strictly) of a protected point [3]_.
+    """Share of samples within ``radius`` (strictly) of a protected point (Kirchhof et al., 2025).
 
     Parameters
     ----------
@@ -173,7 +173,7 @@ def _coverage(query, support, radii, chunk):
 
 
 def knn_precision_recall(real, fake, *, k=3, chunk_size=None):
-    """Improved precision and recall of generated samples [2]_.
+    """Improved precision and recall of generated samples (Kynkäänniemi et al., 2019).
 
     Parameters
     ----------
@@ -182,7 +182,7 @@ def knn_precision_recall(real, fake, *, k=3, chunk_size=None):
     fake : array, shape (n_fake, ...)
         Generated samples or features, same flattened dimension.
     k : int, default=3
-        Neighbourhood size (k-th nearest neighbour radius, as in [2]_).
+        Neighbourhood size (k-th nearest neighbour radius, as in (Kynkäänniemi et al., 2019)).
     chunk_size : int, optional
         Rows processed at once (memory ``chunk_size * n * d``); by default about 4M elements.
 

@@ -46,11 +46,11 @@ def _flatten(x, name):
 def sparse_repellency_delta(x, reference, radius, *, chunk_size=65536, reference_sqnorm=None):
     """The SPELL correction of a batch against a reference set, by exact chunked search.
 
-    Computes ``Delta_i = sum_k relu(r / ||x_i - z_k|| - 1) (x_i - z_k)`` [1]_. Candidates are
-    found chunk by chunk from ``||x||^2 - 2 x.z + ||z||^2`` (one matrix product per chunk);
-    the correction is then evaluated from the exact differences of the few candidate pairs, so
-    a point inside one ball lands on its border to machine precision. Pairs at distance 0 are
-    ignored (the direction is undefined).
+    Computes ``Delta_i = sum_k relu(r / ||x_i - z_k|| - 1) (x_i - z_k)`` (Kirchhof et al.,
+    2025). Candidates are found chunk by chunk from ``||x||^2 - 2 x.z + ||z||^2`` (one matrix
+    product per chunk); the correction is then evaluated from the exact differences of the few
+    candidate pairs, so a point inside one ball lands on its border to machine precision.
+    Pairs at distance 0 are ignored (the direction is undefined).
 
     Parameters
     ----------
@@ -163,7 +163,7 @@ class _ActivityMixin:
 
 
 class SparseRepellency(_ActivityMixin):
-    """SPELL: repel x0 estimates from balls around protected references [1]_.
+    """SPELL: repel x0 estimates from balls around protected references (Kirchhof et al., 2025).
 
     Calling the object on a batch of x0 estimates returns ``x0_hat + overcompensation * Delta``
     where ``Delta`` (see :meth:`correction`) moves every estimate to the border of each ball
@@ -180,10 +180,11 @@ class SparseRepellency(_ActivityMixin):
     radius : float
         Radius ``r`` of the protected balls (L2, same units as the samples).
     overcompensation : float, default=1.6
-        Factor ``lambda`` of the correction; 1 lands exactly on the border, [1]_ uses 1.6.
+        Factor ``lambda`` of the correction; 1 lands exactly on the border, Kirchhof et al.
+        (2025) use 1.6.
     dynamic : bool, default=False
         Also repel every sample from the other members of its batch (and, with ``remember``,
-        from the outputs of earlier batches): diversity within a batch [1]_.
+        from the outputs of earlier batches): diversity within a batch (Kirchhof et al., 2025).
     index : {'exact', 'faiss'}, default='exact'
         ``'exact'``: chunked matrix-product search in the caller's namespace (torch on CPU or
         GPU, NumPy, ...). ``'faiss'``: a faiss index on the CPU for large reference sets
@@ -196,6 +197,10 @@ class SparseRepellency(_ActivityMixin):
         ``'HNSW32'`` (approximate: balls may be missed).
     faiss_nprobe : int, default=16
         Inverted lists visited by an IVF index.
+    n_passes : int, default=1
+        Re-evaluate the correction at the corrected point up to ``n_passes`` times (stopping
+        when no estimate is in a ball). One pass is the method of the paper; more passes
+        resolve overlapping balls and jumps from one ball into another (an extension).
     remember : bool, default=False
         In dynamic mode, add each batch's final samples to the reference (the samplers call
         :meth:`end_batch`).
@@ -214,9 +219,9 @@ class SparseRepellency(_ActivityMixin):
     For DDPM ancestral sampling the last step returns the corrected x0 estimate, so a sample
     that is in one ball at that step ends outside it: the share of samples in the shield
     drops to (nearly) zero. Probability-flow / DDIM samplers get a weaker guarantee because
-    ``x0_hat`` is a conditional mean [1]_. Where balls overlap the sum of the corrections need
-    not leave every ball. A query exactly equal to a reference gets no correction (no
-    direction is defined).
+    ``x0_hat`` is a conditional mean (Kirchhof et al., 2025). Where balls overlap the sum of
+    the corrections need not leave every ball (``n_passes`` helps). A query exactly equal to a
+    reference gets no correction (no direction is defined).
 
     Examples
     --------
@@ -239,6 +244,7 @@ class SparseRepellency(_ActivityMixin):
         chunk_size=65536,
         faiss_factory="Flat",
         faiss_nprobe=16,
+        n_passes=1,
         remember=False,
         record_stats=True,
     ):
@@ -253,6 +259,7 @@ class SparseRepellency(_ActivityMixin):
             raise TypeError(f"faiss_factory must be a str, got {faiss_factory!r}")
         self.faiss_factory = faiss_factory
         self.faiss_nprobe = check_int(faiss_nprobe, "faiss_nprobe", min_value=1)
+        self.n_passes = check_int(n_passes, "n_passes", min_value=1)
         self.remember = bool(remember)
         self.record_stats = bool(record_stats)
         if reference is None:
@@ -385,16 +392,21 @@ class SparseRepellency(_ActivityMixin):
         Returns
         -------
         x0_corrected : array, shape (batch, *sample_shape)
-            Same namespace, device and dtype; rows outside every ball are returned unchanged
+            ``x0_hat + overcompensation * Delta`` (repeated ``n_passes`` times). Same
+            namespace, device and dtype; rows outside every ball are returned unchanged
             (bitwise).
         """
-        delta = self.correction(x0_hat)
-        xp = get_namespace(delta)
-        scaled = self.overcompensation * delta
+        out = x0_hat
+        for i in range(self.n_passes):
+            delta = self.correction(out)
+            xp = get_namespace(delta)
+            if i > 0 and not bool(xp.any(delta != 0)):
+                break
+            out = out + self.overcompensation * delta
         if self.record_stats:
-            self._record(xp.reshape(x0_hat, (x0_hat.shape[0], -1)),
-                         xp.reshape(scaled, (x0_hat.shape[0], -1)), t)
-        return x0_hat + scaled
+            b = x0_hat.shape[0]
+            self._record(xp.reshape(x0_hat, (b, -1)), xp.reshape(out - x0_hat, (b, -1)), t)
+        return out
 
     def add_reference(self, points):
         """Append points to the protected set (e.g. samples already generated).
@@ -444,7 +456,9 @@ class SparseRepellency(_ActivityMixin):
 
 
 class DenseRepulsion(_ActivityMixin):
-    """Dense pairwise RBF repulsion within a batch: the particle-guidance baseline [2]_.
+    """Dense pairwise RBF repulsion within a batch, a particle-guidance-style baseline.
+
+    After particle guidance (Corso et al., 2024).
 
     The correction of sample ``i`` is minus the gradient of the potential
     ``Phi = sum_{i<j} exp(-||x_i - x_j||^2 / h^2)``:
@@ -458,7 +472,7 @@ class DenseRepulsion(_ActivityMixin):
         Step size of the repulsion.
     bandwidth : float or None, default=None
         Kernel width ``h``; ``None`` uses the median heuristic ``h^2 = median(d_ij^2) /
-        log(batch)`` of SVGD (Liu & Wang, 2016), as in [2]_.
+        log(batch)`` of SVGD (Liu & Wang, 2016), as in (Corso et al., 2024).
     record_stats : bool, default=True
         Record the activity of every call (see :meth:`activity`).
     """

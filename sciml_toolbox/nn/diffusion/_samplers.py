@@ -38,7 +38,7 @@ class NoiseSchedule:
     n_train_steps : int, default=1000
         Number of diffusion steps ``T`` used in training.
     beta_start, beta_end : float, default=1e-4, 0.02
-        End points of the linear ``beta`` schedule of [1]_.
+        End points of the linear ``beta`` schedule of (Ho et al., 2020).
     kind : {'linear', 'cosine'}, default='linear'
         ``'cosine'`` is the schedule of Nichol & Dhariwal (2021), betas clipped at 0.999.
 
@@ -291,10 +291,12 @@ _SAMPLER_DOC = """
 def ddpm_sample(model, shape, schedule=None, *, n_steps=None, prediction="epsilon",
                 repellency=None, clip=None, generator=None, device=None, dtype=torch.float32,
                 return_info=False, return_trajectory=False, x_T=None):
-    """DDPM ancestral sampling [1]_ with an optional repellency of the x0 estimate [3]_.
+    """DDPM ancestral sampling with an optional repellency of the x0 estimate.
+
+    Ho et al. (2020); the repellency is SPELL's (Kirchhof et al., 2025).
 
     ``x_{t'} = c_0 x0_corrected + c_t x_t + sigma_t z`` with the posterior coefficients of
-    [1]_ (eq. 7) and ``sigma_t^2`` the posterior variance; identical to
+    (Ho et al., 2020) (eq. 7) and ``sigma_t^2`` the posterior variance; identical to
     ``diffusers.DDPMScheduler`` (``variance_type='fixed_small'``, ``clip_sample=False``).
     The last step returns the corrected x0 estimate itself.
     """
@@ -307,14 +309,15 @@ def ddpm_sample(model, shape, schedule=None, *, n_steps=None, prediction="epsilo
 def ddim_sample(model, shape, schedule=None, *, n_steps=50, eta=0.0, prediction="epsilon",
                 repellency=None, clip=None, generator=None, device=None, dtype=torch.float32,
                 return_info=False, return_trajectory=False, x_T=None):
-    """DDIM sampling [2]_; ``eta=0`` is the deterministic probability-flow sampler.
+    """DDIM sampling (Song et al., 2021); ``eta=0`` is the deterministic probability-flow sampler.
 
     ``x_{t'} = sqrt(abar_{t'}) x0_corrected + sqrt(1 - abar_{t'} - s^2) eps' + s z`` with
     ``s = eta * sqrt((1 - abar_{t'}) / (1 - abar_t) (1 - abar_t / abar_{t'}))`` and ``eps'``
     the noise consistent with the corrected estimate; with ``eta=0`` it is an Euler step of the
-    probability-flow ODE in the variables ``(x / sqrt(abar), sqrt((1 - abar) / abar))`` [2]_.
+    probability-flow ODE in the variables ``(x / sqrt(abar), sqrt((1 - abar) / abar))``
+    (Song et al., 2021).
     Identical to ``diffusers.DDIMScheduler`` (``clip_sample=False``, ``set_alpha_to_one``).
-    SPELL's guarantee is weaker here than for ancestral sampling [3]_.
+    SPELL's guarantee is weaker here than for ancestral sampling (Kirchhof et al., 2025).
     """
     eta = check_positive(eta, "eta", strict=False)
     return _sample(model, shape, schedule, n_steps=n_steps, prediction=prediction,
