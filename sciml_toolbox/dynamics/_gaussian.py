@@ -158,7 +158,8 @@ class GaussianODEResult(tuple):
         First time at which trace(Sigma) exceeded ``blowup_threshold * trace(Sigma_0)`` (or the
         solver could no longer advance); ``inf`` when there is no blow-up.
     limit_rank : int or numpy.ndarray of shape batch
-        Number of eigenvalues of Sigma(t_eval[-1]) above ``rank_tol`` (-1 after a blow-up).
+        Number of eigenvalues of Sigma(t_eval[-1]) above ``rank_tol`` (-1 after a blow-up or
+        when ``max_steps`` stopped the integration).
     final_eigenvalues : numpy.ndarray, shape batch + (d,)
         Eigenvalues of Sigma(t_eval[-1]) in increasing order.
     n_steps, n_rejected : int
@@ -278,6 +279,7 @@ def gaussian_ode(mean0, cov0, Q, K, V, t_eval, kind="softmax", *, W=None, epsilo
     tr0 = xp.where(tr0 > 0, tr0, xp.ones_like(tr0))
     alive = xp.ones(batch, dtype=xp.bool, device=dev)
     blowup = np.full(batch, np.inf)
+    unfinished = np.zeros(batch, dtype=bool)
     nan = xp.asarray(math.nan, dtype=dtype, device=dev)
 
     def rhs(a, Lm):
@@ -360,6 +362,7 @@ def gaussian_ode(mean0, cov0, Q, K, V, t_eval, kind="softmax", *, W=None, epsilo
                     k1 = rhs(alpha, L)
                     h = 1e-6 * max(span, 1e-12)
         if gave_up:
+            unfinished |= to_numpy(alive).astype(bool)
             alive = xp.zeros_like(alive)
         m_rec, S_rec = record(alpha, L)
         means_out.append(m_rec)
@@ -386,7 +389,7 @@ def gaussian_ode(mean0, cov0, Q, K, V, t_eval, kind="softmax", *, W=None, epsilo
     final_np = np.where(np.isfinite(final), final, 0.0)
     eig = np.linalg.eigvalsh(final_np)
     ranks = np.sum(eig > rank_tol, axis=-1)
-    ranks = np.where(np.isfinite(blowup), -1, ranks)
+    ranks = np.where(np.isfinite(blowup) | unfinished, -1, ranks)
     if not batch:
         blowup_out, ranks_out = float(blowup), int(ranks)
     else:
