@@ -83,7 +83,7 @@ def _specialist(losses_by_domain, h):
 
 def study(quick):
     k = 6
-    steps = 300 if quick else 2000
+    steps = 200 if quick else 2000
     batch = 16
     cfg = TinyLMConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=64)
     n_experts = 8
@@ -92,7 +92,7 @@ def study(quick):
     train_kw = dict(batch_size=batch, lr=3e-3, eval_windows=16 if quick else 64,
                     warmup_steps=20)
     rng = np.random.default_rng(123)
-    heldout = rng.dirichlet(np.ones(k), size=12)
+    heldout = rng.dirichlet(np.ones(k), size=6 if quick else 24)
     heldout = np.concatenate([heldout, np.eye(k)])  # plus every pure domain
 
     def fresh():
@@ -108,6 +108,7 @@ def study(quick):
     train(generic, fresh(), np.full(k, 1 / k), steps, **train_kw)
     gen_losses = np.array(list(evaluate(generic, fresh(), max_windows=64).values()))
     out["generic_train_s"] = time.perf_counter() - t0
+    print(f"generic trained in {out['generic_train_s']:.0f} s", flush=True)
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
@@ -115,6 +116,7 @@ def study(quick):
     train_soup(soup, fresh(), steps, sampler=DomainHistogramSampler(k, support_size=2),
                **train_kw)
     out["soup_train_s"] = time.perf_counter() - t0
+    print(f"soup trained in {out['soup_train_s']:.0f} s", flush=True)
     c = fresh()
     soup_losses, inst_ms = [], []
     for h in heldout:
@@ -131,6 +133,7 @@ def study(quick):
         train(e, fresh(), np.eye(k)[i], steps, **train_kw)
         expert_losses.append(np.array(list(evaluate(e, c, max_windows=64).values())))
     out["experts_train_s"] = time.perf_counter() - t0
+    print(f"experts trained in {out['experts_train_s']:.0f} s", flush=True)
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
