@@ -1,0 +1,89 @@
+"""
+Streaming canonical correlation analysis
+========================================
+
+CCA finds directions :math:`W_x, W_y` maximising :math:`\\mathrm{tr}(W_x^\\top S_{xy} W_y)`
+under :math:`W_x^\\top S_{xx} W_x = I` and :math:`W_y^\\top S_{yy} W_y = I`. The closed form
+whitens both views with the inverse square roots of the covariances, and scikit-learn's
+``CCA`` runs NIPALS over the full data. :class:`~sciml_toolbox.stiefel.LandingCCA` sees one
+minibatch at a time and never forms a covariance: the constraints hold in expectation over
+the minibatch covariances :math:`B_\\zeta`. Here the two views are the left and right halves
+of the digits images.
+"""
+
+# %%
+import time
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.cross_decomposition import CCA
+from sklearn.datasets import load_digits
+
+from sciml_toolbox.stiefel import LandingCCA
+
+X = load_digits().data / 16.0
+Xl, Xr = X[:, :32], X[:, 32:]
+p, reg = 5, 1e-3
+
+
+def closed_form(X, Y, reg):
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    n = X.shape[0]
+    Sxx = Xc.T @ Xc / n + reg * np.eye(X.shape[1])
+    Syy = Yc.T @ Yc / n + reg * np.eye(Y.shape[1])
+    Sxy = Xc.T @ Yc / n
+    wx, Vx = np.linalg.eigh(Sxx)
+    wy, Vy = np.linalg.eigh(Syy)
+    Kx, Ky = (Vx / np.sqrt(wx)) @ Vx.T, (Vy / np.sqrt(wy)) @ Vy.T
+    return np.linalg.svd(Kx @ Sxy @ Ky, compute_uv=False), (Sxx, Syy, Sxy)
+
+
+s_ref, (Sxx, Syy, Sxy) = closed_form(Xl, Xr, reg)
+print("closed-form canonical correlations:", np.round(s_ref[:p], 4))
+
+
+def subspace_gap(Wx, Wy):
+    """1 - (best sum of correlations within span(Wx) x span(Wy)) / closed form."""
+    Lx = np.linalg.cholesky(Wx.T @ Sxx @ Wx)
+    Ly = np.linalg.cholesky(Wy.T @ Syy @ Wy)
+    M = np.linalg.solve(Lx, np.linalg.solve(Ly, (Wx.T @ Sxy @ Wy).T).T)
+    return 1.0 - np.linalg.svd(M, compute_uv=False).sum() / s_ref[:p].sum()
+
+
+# %%
+# Stream minibatches of 64 images through ``partial_fit``, measuring the gap every 7 batches.
+rng = np.random.default_rng(0)
+cca = LandingCCA(n_components=p, reg=reg, random_state=0)
+seen, gaps, viol = [], [], []
+for _epoch in range(25):
+    perm = rng.permutation(len(Xl))
+    for b in range(len(Xl) // 64):
+        idx = perm[64 * b : 64 * (b + 1)]
+        cca.partial_fit(Xl[idx], Xr[idx])
+        if b % 7 == 0:
+            seen.append(cca.n_iter_ * 64)
+            gaps.append(subspace_gap(cca.x_weights_, cca.y_weights_))
+            viol.append(cca.constraint_violation_)
+print(f"landing: relative gap {gaps[-1]:.1e} after {seen[-1]} samples")
+
+t0 = time.perf_counter()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    sk = CCA(n_components=p).fit(Xl, Xr)
+print(f"sklearn CCA (NIPALS): {time.perf_counter() - t0:.2f} s, relative gap "
+      f"{subspace_gap(sk.x_weights_, sk.y_weights_):.1e}")
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 4))
+ax.semilogy(seen, np.maximum(gaps, 1e-12), label="relative gap (subspace)")
+ax.semilogy(seen, viol, label="constraint violation of the iterate (batch)")
+ax.set(xlabel="samples seen", title="LandingCCA.partial_fit on the digits halves")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %%
+# The constraint violation of the raw iterate stays at the level set by the minibatch noise;
+# the weights exposed as ``x_weights_`` and ``y_weights_`` are normalised with p x p
+# statistics, and the subspace they span approaches the closed-form one.
