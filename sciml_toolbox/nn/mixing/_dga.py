@@ -414,6 +414,7 @@ class DGA(MixingMethod):
         sums = torch.zeros(p, sum(q.numel() for q in params), device=per_seq.device,
                            dtype=torch.float32)
         counts = torch.zeros(p, device=per_seq.device, dtype=torch.float32)
+        loss_sums = torch.zeros(p, device=per_seq.device, dtype=torch.float32)
         for j in range(p):
             mask = ids == j
             if not bool(mask.any()):
@@ -424,9 +425,11 @@ class DGA(MixingMethod):
                                  g.reshape(-1).float() for g, q in zip(grads, params,
                                                                        strict=True)])
             counts[j] = float(mask.sum())
+            loss_sums[j] = per_seq[mask].detach().float().sum()
         if world > 1:
             dist.all_reduce(sums)
             dist.all_reduce(counts)
+            dist.all_reduce(loss_sums)
         g = sums / counts.clamp_min(1.0)[:, None]
         self._last_norm = float(g.norm(dim=1)[counts > 0].mean())
         size = self.specific_batch_size or self._batch_size
@@ -445,9 +448,9 @@ class DGA(MixingMethod):
         surrogate = sum((q * gq.view_as(q).to(q.dtype)).sum() for q, gq in
                         zip(params, train_grad.split([q.numel() for q in params]),
                             strict=True))
-        value = (torch.as_tensor(w_used, dtype=per_seq.dtype, device=per_seq.device)
-                 @ torch.stack([per_seq[ids == j].mean() if bool((ids == j).any()) else
-                                per_seq.new_zeros(()) for j in range(p)])).detach()
+        # the mixture loss of the whole (global) batch: the same number on every rank
+        value = (torch.as_tensor(w_used, dtype=torch.float32, device=per_seq.device)
+                 @ (loss_sums / counts.clamp_min(1.0))).to(per_seq.dtype)
         return value + surrogate - surrogate.detach()
 
     def _scores_transform(self, scores, state):
