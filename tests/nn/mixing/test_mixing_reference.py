@@ -72,7 +72,7 @@ def test_update_step_gradients_and_alignments_by_autograd():
                                rtol=1e-4, atol=1e-6)
     # the reported loss is the mixture loss
     mix = sum(w[j] * per_seq[d == j].mean() for j in range(3))
-    assert abs(float(loss) - float(mix)) < 1e-5
+    assert abs(float(loss.detach()) - float(mix.detach())) < 1e-5
 
     (xs, ys), = seen
     gs = torch.autograd.grad(_ce_per_seq(model, xs, ys).mean(), params)
