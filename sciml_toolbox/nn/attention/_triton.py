@@ -35,14 +35,24 @@ __all__ = ["triton_sigmoid_attention", "INTERPRET"]
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-_SHAPES = {  # (BLOCK_M, BLOCK_N, num_warps, num_stages); the first one is the untuned default
+_SHAPES = {  # (BLOCK_M, BLOCK_N, num_warps, num_stages); the first that fits is the default
     "fwd": ((128, 64, 4, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 3), (128, 32, 4, 4),
-            (64, 128, 4, 3)),
+            (64, 128, 4, 3), (64, 64, 4, 2), (64, 32, 4, 2)),
     "bwd": ((64, 64, 4, 2), (32, 128, 4, 2), (64, 128, 8, 2), (128, 64, 8, 2), (32, 64, 4, 3),
-            (128, 128, 8, 2)),
+            (128, 128, 8, 2), (32, 32, 4, 2)),
 }
 #: Set SCIML_ATTENTION_AUTOTUNE=0 to skip autotuning (one default tile per head dim).
 AUTOTUNE_ENV = "SCIML_ATTENTION_AUTOTUNE"
+
+# Largest tile area BLOCK_M * BLOCK_N and pipeline depth that fit the 227 KiB of shared memory
+# of an sm_90 multiprocessor, by (kernel, bytes per element, BLOCK_D). Read off the compiler's
+# shared-memory report for sm_90 (Triton 3.9): e.g. the fp32 forward at BLOCK_D = 128 needs
+# 256 KiB with (128, 64, 3 stages) and 160 KiB with (64, 64, 2 stages).
+_LIMITS = {
+    ("fwd", 2, 256): (64 * 64, 4), ("bwd", 2, 256): (32 * 64, 4),
+    ("fwd", 4, 128): (64 * 64, 2), ("bwd", 4, 128): (64 * 64, 2),
+    ("fwd", 4, 256): (64 * 32, 2), ("bwd", 4, 256): (32 * 32, 2),
+}
 
 
 def _configs(kind):
@@ -55,17 +65,16 @@ def _configs(kind):
 
 def _make_prune(kind):
     def prune(configs, named_args, **kwargs):
-        """Drop tiles too large for the head dim's shared memory; one tile when not tuning."""
+        """Drop tiles too large for shared memory; keep one tile when not tuning."""
         if INTERPRET:
             return configs
         block_d = kwargs.get("BLOCK_D", named_args.get("BLOCK_D", 64))
-        limit = {"fwd": 128 * 128, "bwd": 128 * 128}[kind]
-        if block_d > 64:
-            limit = 128 * 64 if block_d <= 128 else 64 * 64
-        if block_d > 128 and kind == "bwd":
-            limit = 32 * 64
-        kept = [c for c in configs if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= limit]
-        kept = kept or configs[:1]
+        q = named_args.get("Q")
+        esize = q.element_size() if hasattr(q, "element_size") else 2
+        area, stages = _LIMITS.get((kind, esize, block_d), (128 * 128, 4))
+        kept = [c for c in configs
+                if c.kwargs["BLOCK_M"] * c.kwargs["BLOCK_N"] <= area and c.num_stages <= stages]
+        kept = kept or configs[-1:]
         if os.environ.get(AUTOTUNE_ENV, "1") == "0":
             return kept[:1]
         return kept
@@ -97,7 +106,7 @@ def _ceil_to(x, BLOCK: tl.constexpr):
 
 @triton.jit
 def _fwd_inner(acc, q, k_base, v_base, stride_kn, stride_vn, pos_m, offs_d, start, end,
-               N_K, HEAD_DIM, qk_scale, bias, slope, win_left, win_right,
+               N_K, HEAD_DIM: tl.constexpr, qk_scale, bias, slope, win_left, win_right,
                BLOCK_N: tl.constexpr, MASK: tl.constexpr, ALIBI: tl.constexpr,
                FAST: tl.constexpr, PRECISION: tl.constexpr):
     offs_n = tl.arange(0, BLOCK_N)
@@ -124,7 +133,7 @@ def _fwd(Q, K, V, O, Slopes,
          stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
          stride_vz, stride_vh, stride_vn, stride_oz, stride_oh, stride_om,
          stride_sz, stride_sh,
-         H_Q, GROUP, N_Q, N_K, HEAD_DIM, qk_scale, bias, win_left, win_right,
+         H_Q, GROUP, N_Q, N_K, HEAD_DIM: tl.constexpr, qk_scale, bias, win_left, win_right,
          BLOCK_D: tl.constexpr, MASKED: tl.constexpr, ALIBI: tl.constexpr, FAST: tl.constexpr,
          PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     pid_m = tl.program_id(0)
@@ -173,7 +182,7 @@ def _fwd(Q, K, V, O, Slopes,
 
 @triton.jit
 def _dkdv_inner(dk, dv, k, v, q_base, do_base, stride_qm, stride_dom, cols, offs_d, start, end,
-                N_Q, HEAD_DIM, offset, qk_scale, bias, slope, win_left, win_right,
+                N_Q, HEAD_DIM: tl.constexpr, offset, qk_scale, bias, slope, win_left, win_right,
                 BLOCK_M: tl.constexpr, MASK: tl.constexpr, ALIBI: tl.constexpr,
                 FAST: tl.constexpr, PRECISION: tl.constexpr):
     offs_m = tl.arange(0, BLOCK_M)
@@ -207,7 +216,8 @@ def _bwd_dkdv(Q, K, V, DO, DK, DV, Slopes,
               stride_vz, stride_vh, stride_vn, stride_doz, stride_doh, stride_dom,
               stride_dkz, stride_dkh, stride_dkn, stride_dvz, stride_dvh, stride_dvn,
               stride_sz, stride_sh,
-              H_KV, GROUP, N_Q, N_K, HEAD_DIM, qk_scale, bias, win_left, win_right,
+              H_KV, GROUP, N_Q, N_K, HEAD_DIM: tl.constexpr, qk_scale, bias, win_left,
+              win_right,
               BLOCK_D: tl.constexpr, MASKED: tl.constexpr, ALIBI: tl.constexpr,
               FAST: tl.constexpr, PRECISION: tl.constexpr,
               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
@@ -273,7 +283,7 @@ def _bwd_dkdv(Q, K, V, DO, DK, DV, Slopes,
 
 @triton.jit
 def _dq_inner(dq, q, do, k_base, v_base, stride_kn, stride_vn, pos_m, offs_d, start, end,
-              N_K, HEAD_DIM, qk_scale, bias, slope, win_left, win_right,
+              N_K, HEAD_DIM: tl.constexpr, qk_scale, bias, slope, win_left, win_right,
               BLOCK_N: tl.constexpr, MASK: tl.constexpr, ALIBI: tl.constexpr,
               FAST: tl.constexpr, PRECISION: tl.constexpr):
     offs_n = tl.arange(0, BLOCK_N)
@@ -302,8 +312,8 @@ def _bwd_dq(Q, K, V, DO, DQ, Slopes,
             stride_qz, stride_qh, stride_qm, stride_kz, stride_kh, stride_kn,
             stride_vz, stride_vh, stride_vn, stride_doz, stride_doh, stride_dom,
             stride_dqz, stride_dqh, stride_dqm, stride_sz, stride_sh,
-            H_Q, GROUP, N_Q, N_K, HEAD_DIM, qk_scale, bias, win_left, win_right,
-            BLOCK_D: tl.constexpr, MASKED: tl.constexpr, ALIBI: tl.constexpr,
+            H_Q, GROUP, N_Q, N_K, HEAD_DIM: tl.constexpr, qk_scale, bias, win_left,
+            win_right, BLOCK_D: tl.constexpr, MASKED: tl.constexpr, ALIBI: tl.constexpr,
             FAST: tl.constexpr, PRECISION: tl.constexpr,
             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     pid_m = tl.program_id(0)
