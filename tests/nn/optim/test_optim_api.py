@@ -310,3 +310,11 @@ def test_alpha_zero_matches_adamw(path):
         ref.step()
     for p, q in zip(a, b, strict=True):
         assert torch.allclose(p, q, atol=2e-6)
+
+
+def test_fused_rejects_non_contiguous_parameters():
+    p = torch.nn.Parameter(torch.randn(4, 6).t())
+    opt = AdEMAMix([p], fused=True)
+    p.grad = torch.randn(6, 4)
+    with pytest.raises(ValueError, match="contiguous"):
+        opt.step()

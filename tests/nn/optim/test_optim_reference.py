@@ -322,16 +322,18 @@ def test_lr_scheduler_and_clipping_match_reference(path):
     assert err < 1e-6, err
 
 
-@pytest.mark.parametrize("path", ["single", "foreach"])
+@pytest.mark.parametrize("path", PATHS)
 def test_large_tensors_match_reference(path):
-    """Tensors larger than the CPU slice of the foreach path (65536 elements), one of them
-    non-contiguous, against the reference."""
+    """Tensors larger than the CPU slice of the foreach path (65536 elements) and than a tile of
+    the fused kernel (full tiles take its unmasked branch), one of them non-contiguous (except
+    for the fused path, which needs contiguous tensors), against the reference."""
     params0, grads = _problem(7, n_steps=12, shapes=((300, 301), (70000,), (5,)))
     lrs = [1e-2] * 12
     ref = _ref_ademamix(params0, grads, lrs, betas=(0.9, 0.999, 0.9999), alpha=5.0, T_alpha=10,
                         T_beta3=10, eps=1e-8, wd=0.1)
     params = [torch.nn.Parameter(p.clone()) for p in params0]
-    params[0] = torch.nn.Parameter(params0[0].t().contiguous().t())  # non-contiguous layout
+    if path != "fused":
+        params[0] = torch.nn.Parameter(params0[0].t().contiguous().t())  # non-contiguous
     opt = AdEMAMix(params, lr=1e-2, alpha=5.0, T_alpha=10, T_beta3=10, weight_decay=0.1,
                    **_path_kwargs(path))
     for gs in grads:
