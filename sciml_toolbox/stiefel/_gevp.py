@@ -68,6 +68,26 @@ def _b_orthonormalize(X, BX):
     return cholesky_retraction(X, BX)
 
 
+def _fused_landing_direction(X, AX, BX, omega, xp):
+    """Landing direction for f = -tr(X^T A X)/2 with the fewest (n, p) x (p, p) products.
+
+    Returns the direction and the p x p matrices the safe step needs: with G = -AX,
+    M = (BX)^T BX, K = G^T BX and h = X^T BX - I, the direction is
+    G (M / 2) + BX (omega h - K / 2) and X^T B D + D^T B X = T + T^T with
+    T = K^T (M / 2) + M (omega h - K / 2), so no further (n, p) product is needed.
+    """
+    p = X.shape[1]
+    M = BX.T @ BX
+    K = -(AX.T @ BX)
+    h = X.T @ BX - xp.eye(p, dtype=X.dtype, device=X.device)
+    h = 0.5 * (h + h.T)
+    C = omega * h - 0.5 * K
+    Mh = 0.5 * M
+    D = -(AX @ Mh) + BX @ C
+    T = K.T @ Mh + M @ C
+    return D, T + T.T, h
+
+
 def _rayleigh_ritz(X, AX, BX, xp):
     """Generalized eigenpairs of the projected pencil (X^T A X, X^T B X), largest first."""
     Ap = X.T @ AX
@@ -329,11 +349,15 @@ def generalized_eigh(
     for it in range(1, max_iter + 1):
         G = -AX
         if method == "landing":
-            BinvG = Binv @ G if gradient == "riemannian" else None
-            D = landing_direction(X, G, BX, omega=om, gradient=gradient, BinvG=BinvG)
+            S = h = None
+            if gradient == "riemannian":
+                D = landing_direction(X, G, BX, omega=om, gradient=gradient, BinvG=Binv @ G)
+            else:
+                D, S, h = _fused_landing_direction(X, AX, BX, om, xp)
             BD = Bop(D)
             if epsilon is not None:
-                eta = safe_step_size(X, BX, D, xp.sum(D * BD), epsilon=epsilon)
+                eta = safe_step_size(X, BX, D, xp.sum(D * BD), epsilon=epsilon,
+                                     symmetric_part=S, constraint=h)
                 eta = xp.clip(eta, max=lr)
             else:
                 eta = lr

@@ -277,7 +277,9 @@ def landing_direction(X, G, BX, *, omega=1.0, gradient="relative", BinvG=None, B
     return psi + omega * normal_direction(X, BX)
 
 
-def safe_step_size(X, BX, direction, curvature, *, epsilon=0.5, symmetric_part=None):
+def safe_step_size(
+    X, BX, direction, curvature, *, epsilon=0.5, symmetric_part=None, constraint=None
+):
     r"""Largest step keeping :math:`\|X^\top BX - I\|_F \le \varepsilon` after the step.
 
     Implements :math:`\eta^\star = \max(\min(\eta_1, \eta_2), \eta_3)` derived in the
@@ -303,6 +305,8 @@ def safe_step_size(X, BX, direction, curvature, *, epsilon=0.5, symmetric_part=N
     symmetric_part : array, shape (p, p), optional
         :math:`S = X^\top B\Lambda + \Lambda^\top BX` if already known (computed otherwise,
         :math:`O(np^2)`).
+    constraint : array, shape (p, p), optional
+        :math:`h = X^\top BX - I` if already known.
 
     Returns
     -------
@@ -311,7 +315,7 @@ def safe_step_size(X, BX, direction, curvature, *, epsilon=0.5, symmetric_part=N
         that minimises bound (b) on the next violation.
     """
     xp = get_namespace(X, BX, direction)
-    h = constraint_matrix(X, BX)
+    h = constraint_matrix(X, BX) if constraint is None else constraint
     if symmetric_part is None:
         C = BX.T @ direction
         symmetric_part = C + C.T
