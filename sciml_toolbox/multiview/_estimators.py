@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from .._array_api import float_dtype, from_numpy, get_namespace, inv, to_numpy
 from .._validation import (
+    check_array,
     check_in_range,
     check_int,
     check_n_components,
@@ -318,31 +319,31 @@ class MVICA(TransformerMixin, BaseEstimator):
                           else self.components_[i].dtype) - _item(self.means_, i))
              for i, v in enumerate(views)], axis=0)
 
-    def inverse_transform(self, S):
+    def inverse_transform(self, X):
         """Back to sensor space: ``X_i = mixings_[i] @ S_i + means_[i]``.
 
         Parameters
         ----------
-        S : array, shape (m, k, T) or (k, T)
-            Per-subject sources (as returned by :meth:`transform`), or shared sources (as
-            ``sources_``), which are then warped into each subject's time first.
+        X : array, shape (m, k, T) or (k, T)
+            Per-subject sources ``S_i`` (as returned by :meth:`transform`), or shared sources
+            (as ``sources_``), which are then warped into each subject's time first.
 
         Returns
         -------
-        X : array of shape (m, p, T), or list of (p_i, T) arrays when channel counts differ
+        X_sensors : array of shape (m, p, T), or list of (p_i, T) arrays when channel counts
+            differ
         """
         check_is_fitted(self, "components_")
+        S = check_array(X, "X", ndim=(2, 3))
         xp = get_namespace(S)
         m = self.unmixings_.shape[0]
         if S.ndim == 2:
-            rho = self.dilations_
-            tau = self.shifts_
             rep = xp.stack([S] * m, axis=0)
-            S = warp(rep, rho, tau, n_concat=self.n_concat_, onset=self.onset_) \
-                if self._warps != "none" else rep
-        if S.ndim != 3 or S.shape[0] != m or S.shape[1] != self.n_components_:
+            S = warp(rep, self.dilations_, self.shifts_, n_concat=self.n_concat_,
+                     onset=self.onset_) if self._warps != "none" else rep
+        if S.shape[0] != m or S.shape[1] != self.n_components_:
             raise ValueError(
-                f"S must have shape ({m}, {self.n_components_}, T) or "
+                f"X must have shape ({m}, {self.n_components_}, T) or "
                 f"({self.n_components_}, T), got {tuple(S.shape)}"
             )
         out = [_item(self.mixings_, i) @ S[i, ...] + _item(self.means_, i) for i in range(m)]
