@@ -19,6 +19,9 @@ from ..._validation import check_int, check_option, check_positive, check_simple
 __all__ = ["SoupOfExperts", "save_model", "load_model"]
 
 
+_FLAT = "_flat_full_experts"
+
+
 def _key(name):
     return name.replace(".", "__")
 
@@ -76,8 +79,10 @@ class SoupOfExperts(nn.Module):
     shared : nn.Module
         The base model holding the shared parameters ``S``.
     bank : nn.ParameterDict
-        Full experts, each of shape (n_experts, \\*param_shape); low-rank factors are stored as
-        ``<name>__U`` (n_experts, out, rank) and ``<name>__V`` (n_experts, rank, in).
+        The experts. Full experts of every parameter are stored together in one
+        (n_experts, n_full_params) matrix (see :meth:`expert` for one parameter's view);
+        low-rank factors as ``<name>__U`` (n_experts, out, rank) and ``<name>__V``
+        (n_experts, rank, in), with dots in names replaced by ``__``.
     router : nn.Sequential
         The MLP ``h -> phi(h)``.
     param_names : list of str
@@ -122,7 +127,10 @@ class SoupOfExperts(nn.Module):
             self.shared = shared
             self.param_names = [n for n, _ in shared.named_parameters()]
             self._low_rank = set()
+            self._full = []  # (name, offset, numel, shape) of experts kept in the flat bank
             bank = {}
+            offset = 0
+            full_dtype = None
             for name, p in shared.named_parameters():
                 if self.rank is not None and p.ndim == 2:
                     out_dim, in_dim = p.shape
@@ -134,9 +142,14 @@ class SoupOfExperts(nn.Module):
                         / np.sqrt(self.rank))
                     self._low_rank.add(name)
                 else:
-                    bank[_key(name)] = nn.Parameter(
-                        torch.randn(self.n_experts, *p.shape, dtype=p.dtype)
-                        * self.expert_init_std)
+                    self._full.append((name, offset, p.numel(), tuple(p.shape)))
+                    offset += p.numel()
+                    full_dtype = p.dtype
+            if self._full:
+                # all full experts in one (n_experts, n_full) matrix: instantiation is then a
+                # single vector-matrix product over the bank, the memory-bound optimum
+                bank[_FLAT] = nn.Parameter(torch.randn(self.n_experts, offset, dtype=full_dtype)
+                                           * self.expert_init_std)
             self.bank = nn.ParameterDict(bank)
             self.router = nn.Sequential(
                 nn.Linear(self.n_domains, self.router_hidden),
@@ -200,18 +213,43 @@ class SoupOfExperts(nn.Module):
         phi = self.coefficients(h)
         out = {}
         shared = dict(self.shared.named_parameters())
-        for name in self.param_names:
-            s = shared[name]
-            if name in self._low_rank:
-                u = self.bank[_key(name) + "__U"]  # (e, out, r)
-                v = self.bank[_key(name) + "__V"]  # (e, r, in)
-                e, o, r = u.shape
-                uw = (u * phi.to(u.dtype)[:, None, None]).permute(1, 0, 2).reshape(o, e * r)
-                out[name] = s + uw @ v.reshape(e * r, v.shape[-1])
-            else:
-                b = self.bank[_key(name)]
-                out[name] = s + torch.tensordot(phi.to(b.dtype), b, dims=1)
+        if self._full:
+            flat_bank = self.bank[_FLAT]
+            flat = phi.to(flat_bank.dtype) @ flat_bank  # (n_full,)
+            for name, off, n, shape in self._full:
+                out[name] = shared[name] + flat[off:off + n].view(shape)
+        for name in self._low_rank:
+            out[name] = shared[name] + self._low_rank_delta(name, phi)
         return out
+
+    def _low_rank_delta(self, name, phi):
+        """``sum_j phi_j U_j V_j`` as one product of inner dimension n_experts * rank."""
+        u = self.bank[_key(name) + "__U"]  # (e, out, r)
+        v = self.bank[_key(name) + "__V"]  # (e, r, in)
+        e, o, r = u.shape
+        uw = (u * phi.to(u.dtype)[:, None, None]).permute(1, 0, 2).reshape(o, e * r)
+        return uw @ v.reshape(e * r, v.shape[-1])
+
+    def expert(self, name):
+        """The experts of one base parameter, stacked: shape (n_experts, \\*param_shape).
+
+        Parameters
+        ----------
+        name : str
+            A base parameter name (see :attr:`param_names`).
+
+        Returns
+        -------
+        experts : Tensor
+            A view into the bank for full experts; ``U_j @ V_j`` for low-rank ones.
+        """
+        if name in self._low_rank:
+            return self.bank[_key(name) + "__U"] @ self.bank[_key(name) + "__V"]
+        for n, off, k, shape in self._full:
+            if n == name:
+                return self.bank[_FLAT][:, off:off + k].view(self.n_experts, *shape)
+        raise KeyError(f"{name!r} is not a parameter of the base model; known: "
+                       f"{self.param_names}")
 
     def forward(self, x, h, *args, **kwargs):
         """Run the model with parameters ``theta(h)`` on ``x`` (gradients reach every part).
@@ -251,8 +289,17 @@ class SoupOfExperts(nn.Module):
         model : nn.Module
             A copy of the base model (for a TinyLMConfig base: a TinyLM).
         """
-        merged = self.merged_parameters(h)
         shared = dict(self.shared.named_parameters())
+        phi = self.coefficients(h)
+        merged = {}
+        if self._full:
+            # one product over the flat bank into a fresh buffer, then the shared parameters
+            # added in place: the instantiated parameters are views of that buffer
+            flat = phi.to(self.bank[_FLAT].dtype) @ self.bank[_FLAT]
+            for name, off, n, shape in self._full:
+                merged[name] = flat[off:off + n].view(shape).add_(shared[name])
+        for name in self._low_rank:
+            merged[name] = shared[name] + self._low_rank_delta(name, phi)
         # deepcopy the structure (buffers, config, weight tying) but map every shared
         # parameter to its merged value instead of copying it
         memo = {id(shared[n]): nn.Parameter(merged[n], requires_grad=shared[n].requires_grad)

@@ -30,7 +30,7 @@ def test_instantiate_equals_weighted_sum(coefficients):
     model = soup.instantiate(h)
     shared = dict(soup.shared.named_parameters())
     for name, p in model.named_parameters():
-        bank = soup.bank[name.replace(".", "__")].detach()
+        bank = soup.expert(name).detach()
         expected = shared[name].detach().clone()
         for j in range(soup.n_experts):  # the sum written as a loop over experts
             expected += phi[j] * bank[j]
@@ -56,9 +56,22 @@ def test_low_rank_experts_equal_products():
         else:
             assert p.ndim == 1
             for j in range(3):
-                expected += phi[j] * soup.bank[key][j].detach()
+                expected += phi[j] * soup.expert(name)[j].detach()
         torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-6)
     assert n_low > 0
+
+
+def test_expert_views_and_unknown_name():
+    soup = SoupOfExperts(CFG, n_experts=3, n_domains=2)
+    shared = dict(soup.shared.named_parameters())
+    total = 0
+    for name in soup.param_names:
+        e = soup.expert(name)
+        assert e.shape == (3, *shared[name].shape)
+        total += e[0].numel()
+    assert total == soup.base_num_parameters()
+    with pytest.raises(KeyError, match="not a parameter of the base model"):
+        soup.expert("nope")
 
 
 def test_forward_equals_instantiated_model():
