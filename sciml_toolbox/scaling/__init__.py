@@ -14,6 +14,7 @@ from ._laws import (
     ScalingLaw,
     compare_laws,
 )
+from ._plot import plot_law_fit, plot_residuals
 
 __all__ = [
     "ScalingLaw",
@@ -25,4 +26,6 @@ __all__ = [
     "batched_lbfgs",
     "huber",
     "make_grid",
+    "plot_law_fit",
+    "plot_residuals",
 ]

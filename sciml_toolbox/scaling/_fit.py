@@ -72,6 +72,12 @@ def batched_lbfgs(fun_grad, x0, *, max_iter=1000, memory=10, gtol=1e-9, ftol=1e-
     n_iter : ndarray of int, shape (n_starts,)
     converged : ndarray of bool, shape (n_starts,)
     """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        # non-finite directions are caught below and replaced by steepest descent
+        return _batched_lbfgs(fun_grad, x0, max_iter, memory, gtol, ftol, max_linesearch, c1)
+
+
+def _batched_lbfgs(fun_grad, x0, max_iter, memory, gtol, ftol, max_linesearch, c1):
     x = np.array(x0, dtype=float, copy=True)
     S, P = x.shape
     rows_all = np.arange(S)
@@ -143,10 +149,12 @@ def batched_lbfgs(fun_grad, x0, *, max_iter=1000, memory=10, gtol=1e-9, ftol=1e-
         y_new = g_new - ga
         sy_new = np.einsum("sp,sp->s", s_new, y_new)
         good = accepted & (sy_new > 1e-12 * np.linalg.norm(s_new, axis=1)
-                           * np.linalg.norm(y_new, axis=1))
+                           * np.linalg.norm(y_new, axis=1)) & (sy_new > 1e-300)
         s_mem[head, idx] = np.where(good[:, None], s_new, 0.0)
         y_mem[head, idx] = np.where(good[:, None], y_new, 0.0)
-        rho[head, idx] = np.where(good, 1.0 / np.where(good, sy_new, 1.0), 0.0)
+        rho_new = np.zeros(idx.size)
+        rho_new[good] = 1.0 / sy_new[good]
+        rho[head, idx] = rho_new
         n_pairs[idx] += good
         head = (head + 1) % memory
         x[idx], f[idx], g[idx] = x_new, f_new, g_new

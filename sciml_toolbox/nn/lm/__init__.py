@@ -7,6 +7,7 @@ parameter-instantiation hooks, checkpoints and torchrun/DDP.
 """
 
 from ._corpus import DomainCorpus
+from ._forgetting import forgetting_study, runs_to_arrays
 from ._model import TinyLM, TinyLMConfig, apply_rope
 from ._sources import (
     MarkovSource,
@@ -48,4 +49,6 @@ __all__ = [
     "Callback",
     "TrainState",
     "TrainHistory",
+    "forgetting_study",
+    "runs_to_arrays",
 ]

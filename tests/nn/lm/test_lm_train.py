@@ -206,3 +206,28 @@ def test_torchrun_two_gloo_processes_match_single_process(tmp_path):
     np.testing.assert_allclose(hist.train_loss, ddp["history"]["train_loss"], rtol=1e-5)
     for k in hist.val_loss:
         np.testing.assert_allclose(hist.val_loss[k], ddp["history"]["val_loss"][k], rtol=1e-5)
+
+
+def test_forgetting_study_runs_and_injection_bookkeeping():
+    from sciml_toolbox.nn.lm import forgetting_study, runs_to_arrays
+
+    cfg = TinyLMConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=16)
+    res = forgetting_study([cfg], [640], [0.0, 0.5], pretrain_steps=3, epochs=1.0, seq_len=16,
+                           batch_size=4, code_bytes=20_000, eval_windows=4)
+    runs = res["runs"]
+    assert [r["p"] for r in runs] == [0.0, 0.5]
+    # epochs * D / (batch tokens * (1 - p)) steps: the target budget is seen once either way
+    assert [r["steps"] for r in runs] == [10, 20]
+    m = res["models"][0]
+    for r in runs:
+        f = (r["pretrain_loss"] - r["L0"]) / (m["init_pretrain_loss"] - m["pretrain_loss"])
+        assert r["forgetting"] == pytest.approx(f)
+    Xf, yf, Xt, yt = runs_to_arrays(res)
+    assert Xf.shape == (2, 4) and Xt.shape == (2, 3)
+
+
+def test_forgetting_study_bad_fraction():
+    from sciml_toolbox.nn.lm import forgetting_study
+
+    with pytest.raises(ValueError, match="fractions"):
+        forgetting_study([TinyLMConfig()], [1000], [1.0])

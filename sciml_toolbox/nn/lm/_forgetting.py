@@ -1,0 +1,121 @@
+"""Forgetting study: pretrain TinyLMs, finetune with pretraining-data injection, measure."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+import torch
+
+from ..._validation import check_int, check_positive
+from ._corpus import DomainCorpus
+from ._model import TinyLM, TinyLMConfig
+from ._sources import pydoc_topics_text, python_source_text
+from ._train import evaluate, train
+
+__all__ = ["forgetting_study"]
+
+
+def forgetting_study(model_configs, budgets, fractions, *, pretrain_steps=400, epochs=2.0,
+                     seq_len=64, batch_size=16, pretrain_lr=3e-3, finetune_lr=1e-3,
+                     code_bytes=600_000, eval_windows=48, device="cpu", seed=0,
+                     verbose=False):
+    """Pretrain models on a generic domain, finetune on a target domain with a fraction ``p``
+    of generic data injected, and measure forgetting (Bethune et al., 2025, at small scale).
+
+    The generic (pretraining) domain is CPython's standard-library source code; the target
+    (finetuning) domain is ``pydoc_data.topics`` English prose with ``D`` unique tokens. Each
+    finetuning run lasts ``epochs`` passes over the ``D`` target tokens; a fraction ``p`` of the
+    sequences of every batch comes from the generic domain.
+
+    Parameters
+    ----------
+    model_configs : list of TinyLMConfig
+        One pretrained model per config (the model sizes ``N``).
+    budgets : list of int
+        Unique target tokens ``D``.
+    fractions : list of float
+        Injected fractions ``p`` in [0, 1).
+    pretrain_steps : int, default=400
+    epochs : float, default=2.0
+        Passes over the ``D`` target tokens during finetuning.
+    seq_len, batch_size : int
+    pretrain_lr, finetune_lr : float
+    code_bytes : int, default=600_000
+        Size of the generic domain.
+    eval_windows : int, default=48
+        Validation windows per domain.
+    device : str, default='cpu'
+    seed : int, default=0
+    verbose : bool, default=False
+
+    Returns
+    -------
+    result : dict
+        ``'models'``: per config ``{'n_params', 'pretrain_loss', 'target_loss_before',
+        'init_pretrain_loss', 'seconds'}``; ``'runs'``: one dict per (model, D, p) with
+        ``N, D, p, steps, pretrain_loss`` (generic validation loss after finetuning),
+        ``finetune_loss`` (target validation loss), ``L0`` (before finetuning) and
+        ``forgetting`` (the fraction of pretraining progress lost,
+        ``(L_after - L0) / (L_init - L0)``).
+    """
+    check_int(pretrain_steps, "pretrain_steps", min_value=1)
+    check_positive(epochs, "epochs")
+    for p in fractions:
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"fractions must lie in [0, 1), got {p}")
+    code = python_source_text(code_bytes)
+    prose = pydoc_topics_text()
+    result = {"models": [], "runs": []}
+    for mi, cfg in enumerate(model_configs):
+        if not isinstance(cfg, TinyLMConfig):
+            raise TypeError("model_configs must hold TinyLMConfig objects")
+        t0 = time.perf_counter()
+        torch.manual_seed(seed + mi)
+        model = TinyLM(cfg)
+        pre = DomainCorpus({"generic": code, "target": prose}, seq_len=seq_len,
+                           random_state=seed)
+        init = evaluate(model, pre, max_windows=eval_windows, device=device)
+        train(model, pre, [1.0, 0.0], pretrain_steps, lr=pretrain_lr, batch_size=batch_size,
+              warmup_steps=max(pretrain_steps // 20, 1), device=device, seed=seed,
+              eval_windows=eval_windows)
+        base = evaluate(model, pre, max_windows=eval_windows, device=device)
+        state = copy.deepcopy(model.state_dict())
+        info = {"config": cfg.to_dict(), "n_params": model.num_parameters(),
+                "init_pretrain_loss": init["generic"], "pretrain_loss": base["generic"],
+                "target_loss_before": base["target"]}
+        for D in budgets:
+            for p in fractions:
+                model.load_state_dict(state)
+                corpus = DomainCorpus({"generic": code, "target": prose}, seq_len=seq_len,
+                                      max_train_tokens={"target": int(D)},
+                                      random_state=seed + 1)
+                steps = max(1, math.ceil(epochs * D / (batch_size * seq_len * (1.0 - p))))
+                hist = train(model, corpus, [p, 1.0 - p], steps, lr=finetune_lr,
+                             batch_size=batch_size, warmup_steps=max(steps // 20, 1),
+                             device=device, seed=seed, eval_windows=eval_windows)
+                after = hist.final_val_loss()
+                forget = (after["generic"] - base["generic"]) / (
+                    init["generic"] - base["generic"])
+                result["runs"].append({
+                    "N": info["n_params"], "D": int(D), "p": float(p), "steps": steps,
+                    "L0": base["generic"], "pretrain_loss": after["generic"],
+                    "finetune_loss": after["target"], "forgetting": float(forget)})
+                if verbose:
+                    print(f"N={info['n_params']} D={D} p={p}: L_pt {base['generic']:.3f} -> "
+                          f"{after['generic']:.3f}, L_ft {after['target']:.3f}")
+        info["seconds"] = time.perf_counter() - t0
+        result["models"].append(info)
+    return result
+
+
+def runs_to_arrays(result):
+    """(X_forget (N, D, p, L0), y_forget, X_ft (N, D, p), y_ft) arrays from a study result."""
+    runs = result["runs"]
+    Xf = np.array([[r["N"], r["D"], r["p"], r["L0"]] for r in runs], dtype=float)
+    yf = np.array([r["pretrain_loss"] for r in runs])
+    Xt = Xf[:, :3].copy()
+    yt = np.array([r["finetune_loss"] for r in runs])
+    return Xf, yf, Xt, yt
