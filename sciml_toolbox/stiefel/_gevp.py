@@ -134,7 +134,10 @@ def generalized_eigh(
     A : array, shape (n, n), or callable
         Symmetric matrix, or a function ``V -> A @ V`` for (n, k) blocks ``V``.
     B : array, shape (n, n), or callable
-        Symmetric positive-definite matrix, or a function ``V -> B @ V``.
+        Symmetric positive-definite matrix, or a function ``V -> B @ V``. The callable may
+        return a random estimate (a minibatch covariance ``Z_b.T @ (Z_b @ V) / r``): landing then
+        runs in the stochastic mode of [1]_ and the accuracy is limited by the minibatch noise,
+        about :math:`\sqrt{n/r}` (tested: principal angle below 0.3 for n = 20, r = 2000).
     n_components : int
         Number p of eigenpairs (``1 <= p <= n``).
     method : {'landing', 'riemannian', 'plam', 'exact'}, default='landing'
