@@ -78,6 +78,14 @@ def apply_rope(x, *, base=10000.0, positions=None):
     return out.to(x.dtype)
 
 
+def _rotate(x, cos, sin):
+    """Rotate-half RoPE with precomputed (N, d/2) tables."""
+    h = x.shape[-1] // 2
+    x1, x2 = x[..., :h], x[..., h:]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
 def _norm(kind, dim, eps, device, dtype):
     if kind == "layernorm":
         return nn.LayerNorm(dim, eps=eps, device=device, dtype=dtype)
@@ -87,8 +95,9 @@ def _norm(kind, dim, eps, device, dtype):
 class SigmoidMultiheadAttention(nn.Module):
     r"""Multi-head self-attention with sigmoid (or softmax) attention, after Ramapuram et al.
 
-    ``forward(x)`` maps ``(B, N, d_model)`` to ``(B, N, d_model)``: projections to ``n_heads``
-    query heads and ``n_kv_heads`` key/value heads (GQA), optional QK-norm, RoPE or ALiBi,
+    ``forward(x[, cos, sin])`` maps ``(B, N, d_model)`` to ``(B, N, d_model)``: projections to
+    ``n_heads`` query heads and ``n_kv_heads`` key/value heads (GQA), optional QK-norm, RoPE or
+    ALiBi,
     :func:`sigmoid_attention` with ``b = -log N`` by default, the output projection, then the
     stabiliser the paper recommends for sigmoid attention (Ramapuram et al., 2024,
     arXiv:2409.04431, Sec. 4): Hybrid-Norm (a normalisation of the attention output, so that a
@@ -226,12 +235,17 @@ class SigmoidMultiheadAttention(nn.Module):
             mask = mask.masked_fill(j > i, float("-inf"))
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype))
 
-    def forward(self, x):
+    def forward(self, x, cos=None, sin=None):
         """Self-attention of a batch of sequences.
 
         Parameters
         ----------
         x : Tensor, shape (B, N, d_model)
+        cos, sin : Tensor of shape (>= N, head_dim // 2), optional
+            Precomputed RoPE tables ``cos(pos * base^(-2i/d))`` and ``sin(...)`` (rows are
+            positions; the first N are used), as a model that shares one table across layers
+            passes them; by default they are computed from ``rope_base``. Ignored unless
+            ``position='rope'``.
 
         Returns
         -------
@@ -249,7 +263,13 @@ class SigmoidMultiheadAttention(nn.Module):
         v = self.v_proj(x).view(batch, n, self.n_kv_heads, self.head_dim).transpose(1, 2)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        if self.position == "rope":
+        if self.position == "rope" and cos is not None:
+            if sin is None or cos.shape[0] < n or cos.shape[-1] != self.head_dim // 2:
+                raise ValueError(f"cos and sin must both have shape (>= {n}, "
+                                 f"{self.head_dim // 2}), got {tuple(cos.shape)} and "
+                                 f"{None if sin is None else tuple(sin.shape)}")
+            q, k = _rotate(q, cos[:n], sin[:n]), _rotate(k, cos[:n], sin[:n])
+        elif self.position == "rope":
             q, k = apply_rope(q, base=self.rope_base), apply_rope(k, base=self.rope_base)
         o = self._attend(q, k, v)
         o = self.out_proj(o.transpose(1, 2).reshape(batch, n, self.d_model))

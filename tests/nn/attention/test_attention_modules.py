@@ -173,3 +173,15 @@ def test_demo_runs(tmp_path):
     assert out["relerr_chunked_vs_naive"] < 1e-5
     # b = -log n keeps the attention mass of order one; b = 0 lets it grow like n / 2
     assert out["row_mass_blogn_n4096"] < 3.0 < 1000.0 < out["row_mass_b0_n4096"]
+
+
+def test_precomputed_rope_tables_match_builtin():
+    """A model sharing one RoPE table across layers can pass (cos, sin) of shape (N, d/2)."""
+    torch.manual_seed(0)
+    m = SigmoidMultiheadAttention(32, 4, position="rope", rope_base=500.0)
+    x = _x(n=11)
+    dh = m.head_dim
+    ang = torch.arange(16.0)[:, None] * 500.0 ** (-torch.arange(0, dh, 2) / dh)[None, :]
+    torch.testing.assert_close(m(x, ang.cos(), ang.sin()), m(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="cos and sin"):
+        m(x, ang.cos()[:5], ang.sin()[:5])
