@@ -137,6 +137,8 @@ def _fwd(Q, K, V, O, Slopes,
          BLOCK_D: tl.constexpr, MASKED: tl.constexpr, ALIBI: tl.constexpr, FAST: tl.constexpr,
          PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     pid_m = tl.program_id(0)
+    if MASKED:  # causal: the last query tiles do the most work, so launch them first
+        pid_m = tl.num_programs(0) - 1 - pid_m
     pid_bh = tl.program_id(1)
     z = (pid_bh // H_Q).to(tl.int64)
     h = (pid_bh % H_Q).to(tl.int64)
@@ -317,6 +319,8 @@ def _bwd_dq(Q, K, V, DO, DQ, Slopes,
             FAST: tl.constexpr, PRECISION: tl.constexpr,
             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     pid_m = tl.program_id(0)
+    if MASKED:  # causal: the last query tiles do the most work, so launch them first
+        pid_m = tl.num_programs(0) - 1 - pid_m
     pid_bh = tl.program_id(1)
     z = (pid_bh // H_Q).to(tl.int64)
     h = (pid_bh % H_Q).to(tl.int64)
