@@ -287,15 +287,17 @@ class _AdEMAMixBase(Optimizer):
                 loss = closure()
 
         for group in self.param_groups:
-            buckets = {}
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
+            for p in group["params"]:  # refuse before any state changes
+                if p.grad is not None and p.grad.is_sparse:
                     raise TypeError(
                         f"{type(self).__name__} does not support sparse gradients "
                         "(a parameter has a sparse grad); use dense gradients, e.g. "
                         "nn.Embedding(sparse=False)")
+        for group in self.param_groups:
+            buckets = {}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
                 state = self._init_state(p, group)
                 state["step"] += 1
                 step = int(state["step"].item())

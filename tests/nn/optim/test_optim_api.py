@@ -100,10 +100,14 @@ def test_param_group_override_is_validated():
 
 def test_sparse_gradient_is_a_clear_error():
     emb = torch.nn.Embedding(10, 3, sparse=True)
-    opt = AdEMAMix(emb.parameters())
-    emb(torch.tensor([1, 2])).sum().backward()
+    dense = torch.nn.Linear(3, 2)
+    opt = AdEMAMix([*dense.parameters(), *emb.parameters()])
+    dense(emb(torch.tensor([1, 2]))).sum().backward()
+    before = dense.weight.detach().clone()
     with pytest.raises(TypeError, match="sparse gradients"):
         opt.step()
+    # nothing was updated before the error
+    assert torch.equal(dense.weight, before) and len(opt.state) == 0
 
 
 # --------------------------------------------------------------------------------------------
