@@ -7,6 +7,7 @@ Dao et al., 2022), so the working set is ``block_q * block_k`` scores plus O(n d
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -17,8 +18,9 @@ from ._checks import check_block_size, check_heads, check_kind
 
 __all__ = ["attention_velocity"]
 
-#: number of scores held at once by the automatic block choice (4M entries: 32 MB in float64)
-_SCORE_BUDGET = 1 << 22
+#: number of scores held at once by the automatic block choice (2M entries: 16 MB in float64,
+#: below glibc's largest mmap threshold so the block buffers are recycled, not re-faulted)
+_SCORE_BUDGET = 1 << 21
 #: key-block length of the automatic choice when the dense matrix exceeds the budget
 _AUTO_BLOCK_K = 2048
 
@@ -34,6 +36,29 @@ def _blocks(n_q, n_k, batch, block_size):
     return bq, bk
 
 
+_BLAS = None
+
+
+def _single_thread_blas(arr, n_blocks):
+    """Limit NumPy's BLAS to one thread inside a loop over several blocks.
+
+    The block products are skinny (inner dimension k, typically d), so the start-up of BLAS
+    threads for each of them costs more than it saves; measured on a loaded 2-core machine the
+    blocked loop was 2x slower than the dense matrix with threads and faster without.
+    """
+    global _BLAS
+    if n_blocks <= 1 or not isinstance(arr, np.ndarray):
+        return contextlib.nullcontext()
+    try:
+        if _BLAS is None:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController()
+        return _BLAS.limit(limits=1, user_api="blas")
+    except Exception:  # noqa: BLE001 - a missing or failing threadpoolctl only costs speed
+        return contextlib.nullcontext()
+
+
 def _mask_block(xp, mask, i0, i1, j0, j1, dev):
     """Boolean (bq, bk) block of the mask (True = may attend), or None when all True."""
     if mask is None:
@@ -47,7 +72,25 @@ def _mask_block(xp, mask, i0, i1, j0, j1, dev):
     return mask[..., i0:i1, j0:j1]
 
 
+def _exp_shifted(xp, s, shift):
+    """``exp(s - shift[..., None])``, overwriting the temporary ``s`` when it is a NumPy array
+    (saves two passes over the block and a large allocation; other namespaces allocate)."""
+    if isinstance(s, np.ndarray):
+        s -= shift[..., None]
+        return np.exp(s, out=s)
+    return xp.exp(s - shift[..., None])
+
+
 def _softmax_attend(q, k, v, *, col_bias=None, mask=None, block_size=None, need_lse=False):
+    """Blocked row-softmax attention (see :func:`_softmax_attend_blocks`)."""
+    batch = math.prod(q.shape[:-2]) if q.ndim > 2 else 1
+    bq, bk = _blocks(q.shape[-2], k.shape[-2], batch, block_size)
+    with _single_thread_blas(q, math.ceil(q.shape[-2] / bq) * math.ceil(k.shape[-2] / bk)):
+        return _softmax_attend_blocks(q, k, v, bq, bk, col_bias=col_bias, mask=mask,
+                                      need_lse=need_lse)
+
+
+def _softmax_attend_blocks(q, k, v, bq, bk, *, col_bias=None, mask=None, need_lse=False):
     """Row-softmax attention ``softmax_j(q_i . k_j + c_j) v_j`` by streaming key blocks.
 
     Parameters
@@ -60,8 +103,8 @@ def _softmax_attend(q, k, v, *, col_bias=None, mask=None, block_size=None, need_
     mask : None, 'causal' or bool array (..., n_q, n_k)
         True where query i may attend to key j. Rows with no allowed key get output 0 and
         log-sum-exp ``-inf``.
-    block_size : int, optional
-        Query and key block length (automatic when None).
+    bq, bk : int
+        Query and key block lengths.
     need_lse : bool
         Also return the row log-sum-exp of the (biased) scores.
 
@@ -74,8 +117,6 @@ def _softmax_attend(q, k, v, *, col_bias=None, mask=None, block_size=None, need_
     xp = get_namespace(q, k, v)
     dev = getattr(q, "device", None)
     n_q, n_k = q.shape[-2], k.shape[-2]
-    batch = math.prod(q.shape[:-2]) if q.ndim > 2 else 1
-    bq, bk = _blocks(n_q, n_k, batch, block_size)
     outs, lses = [], []
     neg_inf = -math.inf
     for i0 in range(0, n_q, bq):
@@ -98,8 +139,9 @@ def _softmax_attend(q, k, v, *, col_bias=None, mask=None, block_size=None, need_
             else:
                 m_new = xp.maximum(m_run, m_blk)
             # rows that saw only masked keys so far keep a finite shift of 0
-            shift = xp.where(xp.isfinite(m_new), m_new, xp.zeros_like(m_new))
-            p = xp.exp(s - shift[..., None])
+            shift = m_new if mb is None else xp.where(xp.isfinite(m_new), m_new,
+                                                      xp.zeros_like(m_new))
+            p = _exp_shifted(xp, s, shift)
             pv = p @ v[..., j0:j1, :]
             psum = xp.sum(p, axis=-1)
             if m_run is None:
@@ -135,11 +177,16 @@ def _sigmoid(xp, z):
 
 def _sigmoid_attend(q, k, v, *, bias, mask=None, block_size=None):
     """``sum_j sigmoid(q_i . k_j + bias) v_j`` (masked entries contribute 0), by blocks."""
+    batch = math.prod(q.shape[:-2]) if q.ndim > 2 else 1
+    bq, bk = _blocks(q.shape[-2], k.shape[-2], batch, block_size)
+    with _single_thread_blas(q, math.ceil(q.shape[-2] / bq) * math.ceil(k.shape[-2] / bk)):
+        return _sigmoid_attend_blocks(q, k, v, bq, bk, bias=bias, mask=mask)
+
+
+def _sigmoid_attend_blocks(q, k, v, bq, bk, *, bias, mask=None):
     xp = get_namespace(q, k, v)
     dev = getattr(q, "device", None)
     n_q, n_k = q.shape[-2], k.shape[-2]
-    batch = math.prod(q.shape[:-2]) if q.ndim > 2 else 1
-    bq, bk = _blocks(n_q, n_k, batch, block_size)
     outs = []
     for i0 in range(0, n_q, bq):
         i1 = min(n_q, i0 + bq)
@@ -311,8 +358,9 @@ def attention_velocity(X, Q, K, V, kind="softmax", *, W=None, mask=None, epsilon
         :math:`v_i - \langle v_i, x_i\rangle x_i / \|x_i\|^2` (Geshkovski et al., 2023).
     block_size : int, optional
         Length of the query and key blocks. By default the dense matrix is used when it holds
-        at most 4M entries (per batch), otherwise blocks of 2048 keys and as many queries as fit
-        in 4M scores. Memory is O(n d + block^2) in every case.
+        at most 2M entries (per batch), otherwise blocks of 2048 keys and as many queries as fit
+        in 2M scores. Memory is O(n d + block^2) in every case. With NumPy, BLAS runs on one
+        thread inside the block loop (the products are skinny; thread start-up dominates).
 
     Returns
     -------

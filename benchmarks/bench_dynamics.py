@@ -1,0 +1,165 @@
+"""Particle steps per second of the attention particle system: blocked vs naive dense.
+
+One RK4 step (four softmax-attention velocity evaluations) of ``simulate_particles`` for
+n tokens in d = 16, with NumPy and torch (CPU, and CUDA with ``--device cuda``), against the
+anchor a user would write: the dense n x n softmax matrix, computed in the same process on the
+same data. Peak memory is measured with ``tracemalloc`` for NumPy (which reports its
+allocations to it) and with ``torch.cuda.max_memory_allocated`` on CUDA; torch-CPU memory is
+not traced and is given as the size of the dense score matrix instead.
+
+Quick mode: n in {1e3, 1e4} (dense included). ``--full``: n in {1e3, 1e4, 1e5}; the dense
+anchor is skipped at n = 1e5 where its 80 GB score matrix does not fit this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import peak_host_memory, timeit, write_result  # noqa: E402
+
+from sciml_toolbox.dynamics import simulate_particles  # noqa: E402
+
+D = 16
+
+
+def _args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--full", action="store_true", help="documented sizes (n up to 1e5)")
+    p.add_argument("--out", default=None, help="result JSON path")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="also time torch on this device (cuda when available)")
+    return p.parse_args(argv)
+
+
+def _problem(n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, D))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Q = rng.standard_normal((D, D)) / np.sqrt(D)
+    K = rng.standard_normal((D, D)) / np.sqrt(D)
+    V = np.eye(D) + 0.1 * rng.standard_normal((D, D))
+    return X, Q, K, V
+
+
+def _dense_velocity_np(X, Q, K, V):
+    S = (X @ Q.T) @ (X @ K.T).T
+    S -= S.max(axis=1, keepdims=True)
+    np.exp(S, out=S)
+    S /= S.sum(axis=1, keepdims=True)
+    return S @ (X @ V.T)
+
+
+def _rk4_np(vel, X, h):
+    k1 = vel(X)
+    k2 = vel(X + 0.5 * h * k1)
+    k3 = vel(X + 0.5 * h * k2)
+    k4 = vel(X + h * k3)
+    return X + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
+def _torch_dense_velocity(torch):
+    def vel(X, Q, K, V):
+        S = (X @ Q.T) @ (X @ K.T).T
+        return torch.softmax(S, dim=1) @ (X @ V.T)
+
+    return vel
+
+
+def bench_numpy(n, h, repeat, with_dense):
+    X, Q, K, V = _problem(n)
+    rows = []
+    blocked = lambda: simulate_particles(X, Q, K, V, [0.0, h], dt=h)  # noqa: E731
+    t_b = timeit(blocked, repeat=repeat)
+    _, mem_b = peak_host_memory(blocked)
+    row = {"backend": "numpy", "device": "cpu", "n": n, "d": D,
+           "blocked_s_per_step": t_b, "blocked_steps_per_s": 1.0 / t_b,
+           "blocked_peak_mb": mem_b / 2**20}
+    if with_dense:
+        dense = lambda: _rk4_np(lambda Y: _dense_velocity_np(Y, Q, K, V), X, h)  # noqa: E731
+        ref = dense()
+        got = blocked()[-1]
+        t_d = timeit(dense, repeat=repeat)
+        _, mem_d = peak_host_memory(dense)
+        row.update({"dense_s_per_step": t_d, "dense_steps_per_s": 1.0 / t_d,
+                    "dense_peak_mb": mem_d / 2**20,
+                    "speedup_blocked_vs_dense": t_d / t_b,
+                    "memory_ratio_dense_over_blocked": mem_d / mem_b,
+                    "max_abs_diff": float(np.max(np.abs(got - ref)))})
+    else:
+        row["dense_skipped"] = f"dense scores need {n * n * 8 / 2**30:.0f} GiB"
+    rows.append(row)
+    return rows
+
+
+def bench_torch(n, h, repeat, with_dense, device):
+    try:
+        import torch
+    except ImportError:
+        return []
+    if device == "cuda" and not torch.cuda.is_available():
+        return []
+    X, Q, K, V = (torch.tensor(a, device=device) for a in _problem(n))
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    blocked = lambda: simulate_particles(X, Q, K, V, [0.0, h], dt=h)  # noqa: E731
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t_b = timeit(blocked, repeat=repeat, sync=sync)
+    row = {"backend": "torch", "device": device, "n": n, "d": D,
+           "blocked_s_per_step": t_b, "blocked_steps_per_s": 1.0 / t_b}
+    if device == "cuda":
+        row["blocked_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if with_dense:
+        dvel = _torch_dense_velocity(torch)
+
+        def dense():
+            Y = X
+            k1 = dvel(Y, Q, K, V)
+            k2 = dvel(Y + 0.5 * h * k1, Q, K, V)
+            k3 = dvel(Y + 0.5 * h * k2, Q, K, V)
+            k4 = dvel(Y + h * k3, Q, K, V)
+            return Y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+
+        ref = dense()
+        got = blocked()[-1]
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        t_d = timeit(dense, repeat=repeat, sync=sync)
+        row.update({"dense_s_per_step": t_d, "dense_steps_per_s": 1.0 / t_d,
+                    "speedup_blocked_vs_dense": t_d / t_b,
+                    "max_abs_diff": float((got - ref).abs().max())})
+        if device == "cuda":
+            row["dense_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            row["dense_scores_mb"] = n * n * 8 / 2**20
+    return [row]
+
+
+def main(argv=None):
+    args = _args(argv)
+    sizes = [1_000, 10_000, 100_000] if args.full else [1_000, 10_000]
+    h = 0.05
+    rows = []
+    for n in sizes:
+        repeat = 3 if n <= 10_000 else 1
+        with_dense = n <= 10_000
+        for row in bench_numpy(n, h, repeat, with_dense):
+            print(row)
+            rows.append(row)
+        devices = ["cpu"] + (["cuda"] if args.device == "cuda" else [])
+        for dev in devices:
+            for row in bench_torch(n, h, repeat, with_dense, dev):
+                print(row)
+                rows.append(row)
+    write_result("dynamics", {"rows": rows, "step": "one RK4 step (4 velocity evaluations)",
+                              "anchor": "naive dense softmax (n x n matrix)"},
+                 mode="full" if args.full else "quick", out=args.out)
+
+
+if __name__ == "__main__":
+    main()
