@@ -7,6 +7,11 @@ same data. Peak memory is measured with ``tracemalloc`` for NumPy (which reports
 allocations to it) and with ``torch.cuda.max_memory_allocated`` on CUDA; torch-CPU memory is
 not traced and is given as the size of the dense score matrix instead.
 
+A second table compares :func:`gaussian_ode` on the closed form
+Sigma(T) = (Sigma_0^-1 - 2TA)^-1 with the authors' explicit Euler + PSD projection
+(``--reference DIR`` pointing at a local copy of their ``utils.py``; it is imported, never
+copied).
+
 Quick mode: n in {1e3, 1e4} (dense included). ``--full``: n in {1e3, 1e4, 1e5}; the dense
 anchor is skipped at n = 1e5 where its 80 GB score matrix does not fit this machine.
 """
@@ -23,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import peak_host_memory, timeit, write_result  # noqa: E402
 
-from sciml_toolbox.dynamics import simulate_particles  # noqa: E402
+from sciml_toolbox.dynamics import gaussian_ode, simulate_particles  # noqa: E402
 
 D = 16
 
@@ -34,6 +39,9 @@ def _args(argv=None):
     p.add_argument("--out", default=None, help="result JSON path")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="also time torch on this device (cuda when available)")
+    p.add_argument("--reference", default=None,
+                   help="folder holding utils.py of vcastin/2025-transformers-PDEs: compare "
+                        "gaussian_ode with its explicit Euler + PSD projection")
     return p.parse_args(argv)
 
 
@@ -140,6 +148,47 @@ def bench_torch(n, h, repeat, with_dense, device):
     return [row]
 
 
+def bench_gaussian(reference_dir):
+    """gaussian_ode vs the authors' Euler + projection scheme, against the closed form."""
+    rng = np.random.default_rng(0)
+    d, T = 4, 20.0
+    Q = rng.standard_normal((d // 2, d))
+    K, V = -Q, np.eye(d)
+    G = rng.standard_normal((d, d))
+    S0 = G @ G.T / d + 0.1 * np.eye(d)
+    A = K.T @ Q
+    exact = np.linalg.inv(np.linalg.inv(S0) - 2 * T * A)
+    rows = []
+    res = {}
+    t_ours = timeit(lambda: res.setdefault("r", gaussian_ode(np.zeros(d), S0, Q, K, V,
+                                                             [0.0, T])), repeat=3)
+    cov = res["r"].covs[-1]
+    rows.append({"method": "gaussian_ode (Dormand-Prince on L, rtol 1e-9)", "seconds": t_ours,
+                 "rel_error": float(np.linalg.norm(cov - exact) / np.linalg.norm(exact)),
+                 "steps": res["r"].n_steps})
+    if reference_dir is None:
+        return rows
+    sys.path.insert(0, str(Path(reference_dir).resolve()))
+    import utils as ref  # the authors' module, kept outside the repository
+
+    for step in (0.01, 0.001):
+        n_iter = int(round(T / step))
+        out = {}
+        # their A is K^T Q / sqrt(d): pass Q * sqrt(d) to integrate the same ODE
+        t_ref = timeit(lambda step=step, n_iter=n_iter, out=out: out.setdefault(step, ref.evolution(
+            S0.copy(), Q * np.sqrt(d), K, V, d=d, H=1, rhs=ref.rhs_trad, max_iter=n_iter + 1,
+            step_size=step, tol_low=0.0, tol_high=1e12, print_status=False)), repeat=1)
+        cov_ref = out[step][0][-1]
+        rows.append({"method": f"reference Euler + PSD projection, step {step}",
+                     "seconds": t_ref,
+                     "rel_error": float(np.linalg.norm(cov_ref - exact)
+                                        / np.linalg.norm(exact)),
+                     "steps": n_iter})
+    for r in rows[1:]:
+        r["time_ratio_vs_ours"] = r["seconds"] / rows[0]["seconds"]
+    return rows
+
+
 def main(argv=None):
     args = _args(argv)
     sizes = [1_000, 10_000, 100_000] if args.full else [1_000, 10_000]
@@ -156,8 +205,14 @@ def main(argv=None):
             for row in bench_torch(n, h, repeat, with_dense, dev):
                 print(row)
                 rows.append(row)
+    gauss = bench_gaussian(args.reference)
+    for row in gauss:
+        print(row)
     write_result("dynamics", {"rows": rows, "step": "one RK4 step (4 velocity evaluations)",
-                              "anchor": "naive dense softmax (n x n matrix)"},
+                              "anchor": "naive dense softmax (n x n matrix)",
+                              "gaussian_ode": gauss,
+                              "gaussian_setting": "d=4, Q 2x4 Gaussian, K=-Q, V=I, T=20, "
+                                                  "error vs (S0^-1 - 2TA)^-1"},
                  mode="full" if args.full else "quick", out=args.out)
 
 
