@@ -85,7 +85,7 @@ def _check_gaussian_inputs(mean, cov, Q, K, V, W, kind, epsilon):
         raise TypeError("mean0 and cov0 must come from the same array library")
     mean = xp.astype(mean, cov.dtype)
     heads = check_heads(Q, K, V, W, d, cov, batch_ok=True)
-    if kind != "multihead" and len(heads) > 1 and kind == "softmax":
+    if kind == "softmax" and len(heads) > 1:
         kind = "multihead"
     shapes = [tuple(mean.shape[:-1]), tuple(cov.shape[:-2])]
     for h in heads:
@@ -125,6 +125,7 @@ def gaussian_vector_field(mean, cov, Q, K, V, kind="softmax", *, W=None, epsilon
     Q, K : array, shape (..., k, d), or list of per-head arrays
     V : array, shape (..., d, d), or (..., p_h, d) per head with ``W``
     kind : {'softmax', 'l2', 'multihead', 'sinkhorn'}, default='softmax'
+        With lists of per-head matrices, the fields of the heads are summed (for every kind).
     W : list of arrays of shape (..., p_h, d), optional
         Per-head output maps.
     epsilon : float, default=1.0
@@ -164,6 +165,8 @@ class GaussianODEResult(tuple):
         Eigenvalues of Sigma(t_eval[-1]) in increasing order.
     n_steps, n_rejected : int
         Accepted and rejected Dormand-Prince steps.
+    kind : str
+        The attention kind integrated ('multihead' for lists of softmax heads).
     """
 
     def __new__(cls, means, covs, **info):
