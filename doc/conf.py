@@ -69,3 +69,15 @@ sphinx_gallery_conf = {
 warnings.filterwarnings("ignore", category=UserWarning,
                         message="Matplotlib is currently using agg")
 warnings.filterwarnings("ignore", category=UserWarning, message=".*non-interactive.*")
+
+
+def _skip_member(app, what, name, obj, skip, options):
+    """Hide scikit-learn's generated metadata-routing methods (set_fit_request, ...): they
+    are inherited machinery whose docstrings point into scikit-learn's own glossary."""
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_member)
