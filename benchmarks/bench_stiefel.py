@@ -38,6 +38,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, default=1, help="BLAS / torch threads")
     p.add_argument("--budget", type=float, default=None, help="seconds per GEVP solver")
+    p.add_argument("--note", default=None, help="free text stored in the result (run conditions)")
     return p.parse_args(argv)
 
 
@@ -245,7 +246,7 @@ def main(argv=None):
     full = args.full
     n, p = (1000, 500) if full else (300, 100)
     budget = args.budget or (20.0 if full else 3.0)
-    payload = {"threads": args.threads}
+    payload = {"threads": args.threads, "note": args.note}
     with threadpool_limits(limits=args.threads):
         payload["gevp"] = bench_gevp(n, p, budget, args.device)
         g = payload["gevp"]

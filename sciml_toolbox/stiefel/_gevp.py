@@ -1,7 +1,7 @@
 r"""Top generalized eigenpairs :math:`AV = BV\Lambda` by landing, Riemannian descent or exactly.
 
 The top-p generalized eigenvectors of a symmetric pair (A, B), B positive definite, minimise
-:math:`f(X) = -\tfrac12\mathrm{tr}(X^\top A X)` on :math:`\{X^\top B X = I_p\}` [1]_. The landing
+:math:`f(X) = -\tfrac12\mathrm{tr}(X^\top A X)` on :math:`\{X^\top B X = I_p\}` (Vary et al., ICML 2024). The landing
 solver touches A and B only through products with (n, p) blocks, so both may be callables.
 """
 

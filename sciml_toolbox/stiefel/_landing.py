@@ -204,7 +204,7 @@ def plam_direction(X, G, BX, *, omega):
     r"""PLAM direction :math:`G - \tfrac12 BX(X^\top G + G^\top X) + \omega BX(X^\top BX - I)`.
 
     The parallelizable augmented-Lagrangian method of Gao, Liu, Chen & Yuan (SIAM J. Sci.
-    Comput. 41, 2019), written for :math:`X^\top B X = I` as in [1]_ (Vary et al. 2024).
+    Comput. 41, 2019), written for :math:`X^\top B X = I` as in Vary et al. (ICML 2024).
 
     Parameters
     ----------
