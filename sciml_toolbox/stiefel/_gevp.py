@@ -1,8 +1,9 @@
 r"""Top generalized eigenpairs :math:`AV = BV\Lambda` by landing, Riemannian descent or exactly.
 
 The top-p generalized eigenvectors of a symmetric pair (A, B), B positive definite, minimise
-:math:`f(X) = -\tfrac12\mathrm{tr}(X^\top A X)` on :math:`\{X^\top B X = I_p\}` (Vary et al., ICML 2024). The landing
-solver touches A and B only through products with (n, p) blocks, so both may be callables.
+:math:`f(X) = -\tfrac12\mathrm{tr}(X^\top A X)` on :math:`\{X^\top B X = I_p\}` (Vary et al.,
+ICML 2024). The landing solver touches A and B only through products with (n, p) blocks, so
+both may be callables.
 """
 
 from __future__ import annotations
