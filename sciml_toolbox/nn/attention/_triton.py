@@ -23,6 +23,7 @@ is used on CUDA for half-precision inputs; elsewhere ``tl.sigmoid``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -375,6 +376,11 @@ def _slopes_arg(slopes, batch, hq, device):
     return s, s.stride(0), s.stride(1)
 
 
+def _device_of(t):
+    """Make ``t``'s GPU the current one while launching (Triton launches on the current one)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
 def _last_dim_contiguous(t):
     return t if t.stride(-1) == 1 else t.contiguous()
 
@@ -403,10 +409,11 @@ class _FlashSigmoid(torch.autograd.Function):
         def grid(meta):
             return (triton.cdiv(n_q, meta["BLOCK_M"]), batch * hq)
 
-        _fwd[grid](q, k, v, o, sl, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
-                   *o.stride()[:3], ssz, ssh, hq, group, n_q, n_k, d, float(scale), float(bias),
-                   int(left), int(right), BLOCK_D=block_d, MASKED=bool(masked),
-                   ALIBI=slopes is not None, FAST=fast, PRECISION=precision)
+        with _device_of(q):
+            _fwd[grid](q, k, v, o, sl, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
+                       *o.stride()[:3], ssz, ssh, hq, group, n_q, n_k, d, float(scale),
+                       float(bias), int(left), int(right), BLOCK_D=block_d, MASKED=bool(masked),
+                       ALIBI=slopes is not None, FAST=fast, PRECISION=precision)
         ctx.save_for_backward(q, k, v, sl)
         ctx.args = (scale, bias, left, right, masked, fast, ssz, ssh, slopes is not None)
         return o
@@ -431,16 +438,16 @@ class _FlashSigmoid(torch.autograd.Function):
         def grid_kv(meta):
             return (triton.cdiv(n_k, meta["BLOCK_N"]), batch * hkv)
 
-        _bwd_dkdv[grid_kv](q, k, v, do, dk, dv, sl, *q.stride()[:3], *k.stride()[:3],
-                           *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3], *dv.stride()[:3],
-                           ssz, ssh, hkv, group, *scalars, **common)
-
         def grid_q(meta):
             return (triton.cdiv(n_q, meta["BLOCK_M"]), batch * hq)
 
-        _bwd_dq[grid_q](q, k, v, do, dq, sl, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
-                        *do.stride()[:3], *dq.stride()[:3], ssz, ssh, hq, group, *scalars,
-                        **common)
+        with _device_of(q):
+            _bwd_dkdv[grid_kv](q, k, v, do, dk, dv, sl, *q.stride()[:3], *k.stride()[:3],
+                               *v.stride()[:3], *do.stride()[:3], *dk.stride()[:3],
+                               *dv.stride()[:3], ssz, ssh, hkv, group, *scalars, **common)
+            _bwd_dq[grid_q](q, k, v, do, dq, sl, *q.stride()[:3], *k.stride()[:3],
+                            *v.stride()[:3], *do.stride()[:3], *dq.stride()[:3], ssz, ssh, hq,
+                            group, *scalars, **common)
         return dq, dk, dv, None, None, None, None, None, None, None
 
 
