@@ -385,9 +385,13 @@ def _last_dim_contiguous(t):
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
+#: Set SCIML_ATTENTION_FAST_SIGMOID=0 to use tl.sigmoid on the GPU too (for A/B timing).
+FAST_SIGMOID_ENV = "SCIML_ATTENTION_FAST_SIGMOID"
+
+
 def _launch_params(q, fast):
-    fast = bool(fast) and not INTERPRET and q.is_cuda and q.dtype in (torch.float16,
-                                                                       torch.bfloat16)
+    fast = (bool(fast) and os.environ.get(FAST_SIGMOID_ENV, "1") != "0" and not INTERPRET
+            and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16))
     # fp32 products follow torch's TF32 switch; for fp16/bf16 the setting is moot and "tf32" is
     # Triton's default (kept so the tensor-core path is chosen exactly as without the argument)
     ieee = q.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
