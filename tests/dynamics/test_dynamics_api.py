@@ -423,3 +423,30 @@ def test_diagnostics_bad_input(problem):
         w2_to_gaussian(np.ones((4, 3)), np.zeros(3), np.eye(3), method="sinkhorn")
     with pytest.raises(ValueError, match="mean and cov"):
         w2_to_gaussian(np.ones((4, 3)), np.zeros(2), np.eye(2))
+
+
+@pytest.mark.slow
+def test_memory_stays_linear_at_n_1e5():
+    # n = 1e5, d = 16: the dense float64 score matrix would need 80 GB; the blocked path must
+    # stay within a few blocks of scores (16 MB each) plus O(n d)
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n, d = 100_000, 16
+    X = rng.standard_normal((n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Q = rng.standard_normal((d, d)) / 4
+    tracemalloc.start()
+    try:
+        v = attention_velocity(X, Q, Q, np.eye(d))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.all(np.isfinite(v))
+    assert peak < 200 * 2**20, peak / 2**20
+    # spot check 5 rows against the exact softmax
+    idx = [0, 1, 50_000, 77_777, n - 1]
+    S = (X[idx] @ Q.T) @ (X @ Q.T).T
+    P = np.exp(S - S.max(axis=1, keepdims=True))
+    want = (P / P.sum(axis=1, keepdims=True)) @ X
+    np.testing.assert_allclose(v[idx], want, rtol=1e-10, atol=1e-12)
