@@ -220,3 +220,44 @@ def test_rows_without_visible_keys_are_zero(backend):
     # N_q - N_k = 20 leading queries sit before the first key (bottom-right alignment)
     assert torch.equal(out[0, 0, :20], torch.zeros_like(out[0, 0, :20]))
     assert torch.isfinite(out).all() and out[0, 0, 20:].abs().sum() > 0
+
+
+def _random_cases(n, seed):
+    rng = torch.Generator().manual_seed(seed)
+
+    def pick(options):
+        return options[int(torch.randint(len(options), (1,), generator=rng))]
+
+    cases = []
+    for _ in range(n):
+        hkv = pick([1, 2])
+        hq = hkv * pick([1, 2, 3])
+        nq, nk = pick([1, 5, 16, 17, 33, 48]), pick([1, 7, 16, 31, 40])
+        d = pick([16, 32, 48])
+        kw = {"is_causal": pick([False, True]), "bias": pick([None, 0.0, -1.0])}
+        if pick([False, True]):
+            kw["window"] = (pick([None, 0, 3, 12]), pick([None, 0, 5]))
+        if pick([False, True]):
+            kw["alibi_slopes"] = torch.rand(hq, generator=rng)
+        cases.append((pick([1, 2]), hq, hkv, nq, nk, d, kw))
+    return cases
+
+
+@pytest.mark.parametrize("case", _random_cases(6, seed=11))
+def test_random_configurations_triton_and_torch(case):
+    """Random shapes and options (fixed seed): both backends against the naive formula."""
+    pytest.importorskip("triton")
+    kw = {k: v for k, v in case[-1].items() if not (k == "bias" and v is None)}
+    case = (*case[:-1], kw)
+    _check("torch", case, torch.float64, 1e-12, 1e-12, chunk_size=8)
+    _check("triton", case, torch.float32, 1e-5, 1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", _random_cases(40, seed=12))
+def test_random_configurations_triton_and_torch_many(case):
+    pytest.importorskip("triton")
+    kw = {k: v for k, v in case[-1].items() if not (k == "bias" and v is None)}
+    case = (*case[:-1], kw)
+    _check("torch", case, torch.float64, 1e-12, 1e-12, chunk_size=8)
+    _check("triton", case, torch.float32, 1e-5, 1e-5)
