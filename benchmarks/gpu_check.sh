@@ -15,7 +15,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
   export PYTHONPATH="$site:${PYTHONPATH:-}"
 fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
-unset TRITON_INTERPRET
+export TRITON_INTERPRET=0  # compiled kernels (tests/conftest.py only defaults it to 1)
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
@@ -29,6 +29,6 @@ benches=("$@")
 for b in "${benches[@]}"; do
   [ -f "benchmarks/bench_$b.py" ] || continue
   echo "== bench $b" | tee -a "$OUT/gpu_tests.log"
-  timeout 150 python3 "benchmarks/bench_$b.py" --device cuda --out "$OUT/${b}_gpu.json" \
+  timeout 240 python3 "benchmarks/bench_$b.py" --device cuda --out "$OUT/${b}_gpu.json" \
     2>&1 | tail -40 | tee -a "$OUT/gpu_tests.log"
 done
