@@ -16,7 +16,7 @@ those of their noise sweep (W_scale 20, onset 200, 10 x 10 grid, smoothing and e
 Usage::
 
     flock /tmp/sciml_bench.lock .venv/bin/python benchmarks/bench_multiview.py [--full]
-        [--device cpu|cuda] [--ref-dir DIR] [--ref-python PY]
+        [--device cpu|cuda] [--ref-dir DIR] [--ref-python PY] [--smoothing L] [--skip-ref]
 """
 
 from __future__ import annotations
@@ -45,13 +45,14 @@ import json, resource, sys, time
 import numpy as np
 from sciml_toolbox.multiview import MVICA, MVICAD, MVICAD2
 path, method, seed, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+smoothing = int(sys.argv[5])
 X = np.load(path)["X"]
 if device != "numpy":
     import torch
     X = torch.asarray(X, device=device)
 kw = dict(noise=0.1, random_state=seed)
 warp = dict(n_concat=5, onset=200, max_shift=0.05)
-est = {"MVICAD2": lambda: MVICAD2(max_dilation=1.15, **warp, **kw),
+est = {"MVICAD2": lambda: MVICAD2(max_dilation=1.15, smoothing=smoothing, **warp, **kw),
        "MVICAD": lambda: MVICAD(**warp, **kw),
        "MVICA": lambda: MVICA(noise=1.0, random_state=seed),
        "GroupICA": lambda: MVICA(init="groupica", max_iter=0, random_state=seed)}[method]()
@@ -138,10 +139,13 @@ def main(argv=None):
     p.add_argument("--device", default="cpu", help="cpu (NumPy) or a torch device, e.g. cuda")
     p.add_argument("--ref-dir", default="/tmp/ref_multiview")
     p.add_argument("--ref-python", default=None)
+    p.add_argument("--smoothing", type=int, default=1, help="MVICAD2(smoothing=...) here")
+    p.add_argument("--skip-ref", action="store_true", help="do not run the authors' code")
     args = p.parse_args(argv)
     ref_dir = Path(args.ref_dir)
     ref_python = args.ref_python or str(ref_dir / "venv" / "bin" / "python")
     have_ref = (ref_dir / "multiviewica_delay").is_dir() and Path(ref_python).exists()
+    have_ref = have_ref and not args.skip_ref
     device = "numpy" if args.device == "cpu" else args.device
     if args.full:
         settings = [(5, 3, [0, 1, 2]), (10, 10, [0]), (20, 3, [0])]
@@ -158,7 +162,7 @@ def main(argv=None):
                 path = os.path.join(tmp, f"data_{m}_{k}_{seed}.npz")
                 np.savez(path, X=data.X)
                 for method in ("MVICAD2", "MVICAD", "MVICA", "GroupICA"):
-                    res = _run(sys.executable, OURS, [path, method, seed, device])
+                    res = _run(sys.executable, OURS, [path, method, seed, device, args.smoothing])
                     row = dict(code="sciml_toolbox", device=args.device, method=method, m=m,
                                k=k, seed=seed, **_score(res, data))
                     rows.append(row)
@@ -190,7 +194,10 @@ def main(argv=None):
         summary.append(entry)
         print(json.dumps(entry))
     name = "multiview" if args.device == "cpu" else f"multiview_{args.device.split(':')[0]}"
+    if args.smoothing > 1:
+        name += f"_smoothing{args.smoothing}"
     write_result(name, {"rows": rows, "summary": summary, "reference_available": have_ref,
+                        "mvicad2_smoothing": args.smoothing,
                         "settings": dict(n_times=N_TIMES, n_concat=N_CONCAT, noise=NOISE,
                                          max_dilation=MAX_DILATION, max_shift=MAX_SHIFT,
                                          onset=ONSET)},

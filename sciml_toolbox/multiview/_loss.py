@@ -68,7 +68,7 @@ def _penalty(rho_u, tau_u, max_dilation, max_shift, use_rho, use_tau):
 
 def joint_loss_grad(W, rho, tau, Z, *, noise=1.0, n_concat=1, onset=0, warps="both",
                     penalty=1.0, max_dilation=1.0, max_shift=0.0, pad=None, grad=True,
-                    epoch_minor=False):
+                    epoch_minor=False, smooth=1):
     """Multi-view ICA loss with warps and its analytic gradient.
 
     Parameters
@@ -95,6 +95,11 @@ def joint_loss_grad(W, rho, tau, Z, *, noise=1.0, n_concat=1, onset=0, warps="bo
         Bound on the warp displacement (see :func:`warp_adjoint`).
     grad : bool, default=True
         Also return the gradient.
+    smooth : int, default=1
+        Length ``L`` of a moving average ``(Y[t] + ... + Y[t + L - 1]) / L`` (circular within
+        each epoch) applied to the unwarped sources before both terms of the loss, like the
+        smoothing filter of the authors' MVICAD2 code; it damps the sample noise that the
+        interpolation turns into roughness of the loss in the warp parameters. Only with warps.
     epoch_minor : bool, default=False
         ``Z`` is already in the layout of :func:`~._warp.to_epoch_minor` (flattened back to
         (m, k, n * n_concat)); the solver reorders the data once and passes ``True``.
@@ -122,6 +127,9 @@ def joint_loss_grad(W, rho, tau, Z, *, noise=1.0, n_concat=1, onset=0, warps="bo
         Y, slope = plan.apply(xp.reshape(S, (m, k, n, n_concat)))
     else:
         Y = S
+    smoothing = warped and smooth > 1
+    if smoothing:
+        Y = sum(xp.roll(Y, -lag, axis=2) for lag in range(smooth)) / float(smooth)
     Ybar = xp.mean(Y, axis=0)
     R = Y - Ybar
     loss = (float(xp.sum(logcosh(Ybar))) / total
@@ -134,6 +142,8 @@ def joint_loss_grad(W, rho, tau, Z, *, noise=1.0, n_concat=1, onset=0, warps="bo
     if not grad:
         return loss
     G = (xp.tanh(Ybar) / m + R / noise) / total
+    if smoothing:
+        G = sum(xp.roll(G, lag, axis=2) for lag in range(smooth)) / float(smooth)
     g_rho = xp.zeros_like(rho)
     g_tau = xp.zeros_like(tau)
     if warped:

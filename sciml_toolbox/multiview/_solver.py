@@ -245,7 +245,7 @@ def align_sources(W, Z, *, warps="both", max_dilation=1.0, max_shift=0.0, grid_s
 
 def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, onset=0,
                      max_dilation=1.0, max_shift=0.0, penalty=1.0, max_iter=3000, tol=1e-7,
-                     verbose=False):
+                     smoothing=1, verbose=False):
     """Joint L-BFGS-B over all unmixing matrices and (optionally) warps.
 
     Parameters
@@ -264,6 +264,8 @@ def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, 
     max_iter : int
     tol : float
         Tolerance on the projected gradient of the rescaled variables.
+    smoothing : int, default=1
+        Length of the moving average applied to the unwarped sources in the loss.
     verbose : bool
 
     Returns
@@ -317,7 +319,8 @@ def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, 
         loss, gW, gr, gd = joint_loss_grad(
             from_numpy(W, Z), from_numpy(r, Z), from_numpy(d, Z), Z, noise=noise,
             n_concat=n_concat, onset=onset, warps=warps, penalty=penalty,
-            max_dilation=max_dilation, max_shift=max_shift, pad=pad, epoch_minor=use_tau)
+            max_dilation=max_dilation, max_shift=max_shift, pad=pad, epoch_minor=use_tau,
+            smooth=smoothing)
         if gW is None:
             return np.inf, np.zeros_like(x)
         g = np.zeros_like(x)

@@ -180,6 +180,16 @@ def test_bad_init(small):
         MVICA(init=np.eye(2)).fit(small.X)
 
 
+def test_bad_smoothing(small):
+    with pytest.raises(ValueError, match="smoothing"):
+        MVICAD2(n_concat=2, smoothing=0).fit(small.X)
+
+
+def test_smoothing_fit(small):
+    est = _make(MVICAD2, smoothing=3).fit(small.X)
+    assert amari_distance(est.components_, small.mixings) < 0.1
+
+
 def test_bad_noise(small):
     with pytest.raises(ValueError, match="noise"):
         MVICA(noise=0.0).fit(small.X)

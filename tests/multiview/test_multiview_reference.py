@@ -85,11 +85,18 @@ def test_warp_identity_and_integer_shift():
     np.testing.assert_allclose(Y, expected, atol=1e-12)
 
 
-def _naive_loss(W, rho, tau, Z, noise, n_concat, onset, max_dilation, max_shift, penalty, warps):
+def _naive_loss(W, rho, tau, Z, noise, n_concat, onset, max_dilation, max_shift, penalty, warps,
+                smooth=1):
     """The MVICAD2 negative log-likelihood, written with loops (Heurtebise et al., 2024)."""
     m, k, total = Z.shape
     S = np.einsum("ijk,ikt->ijt", W, Z)
     Y = apply_warps(S, rho, tau, n_concat=n_concat, onset=onset) if warps != "none" else S
+    if smooth > 1:  # circular moving average within each epoch
+        n = total // n_concat
+        for e in range(n_concat):
+            seg = Y[..., e * n:(e + 1) * n].copy()
+            Y[..., e * n:(e + 1) * n] = np.mean(
+                [np.roll(seg, -lag, axis=-1) for lag in range(smooth)], axis=0)
     Ybar = Y.mean(axis=0)
     loss = np.sum(np.log(np.cosh(Ybar))) / total
     for i in range(m):
@@ -104,19 +111,22 @@ def _naive_loss(W, rho, tau, Z, noise, n_concat, onset, max_dilation, max_shift,
 
 
 @pytest.mark.parametrize("warps", ["none", "shift", "both"])
-def test_loss_matches_naive_formula(warps):
+@pytest.mark.parametrize("smooth", [1, 3])
+def test_loss_matches_naive_formula(warps, smooth):
     rng = np.random.default_rng(3)
     Z = rng.normal(size=(3, 2, 120))
     W = rng.normal(size=(3, 2, 2))
     rho = rng.uniform(0.9, 1.1, (3, 2)) if warps == "both" else np.ones((3, 2))
     tau = rng.uniform(-0.04, 0.04, (3, 2)) if warps != "none" else np.zeros((3, 2))
     kw = dict(noise=0.3, n_concat=2, onset=10, max_dilation=1.15, max_shift=0.05, penalty=2.0)
-    got = joint_loss_grad(W, rho, tau, Z, warps=warps, grad=False, **kw)
-    np.testing.assert_allclose(got, _naive_loss(W, rho, tau, Z, warps=warps, **kw), rtol=1e-10)
+    smooth = smooth if warps != "none" else 1
+    got = joint_loss_grad(W, rho, tau, Z, warps=warps, grad=False, smooth=smooth, **kw)
+    expected = _naive_loss(W, rho, tau, Z, warps=warps, smooth=smooth, **kw)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
-@pytest.mark.parametrize("warps", ["none", "shift", "both"])
-def test_gradient_matches_finite_differences(warps):
+@pytest.mark.parametrize("warps,smooth", [("none", 1), ("shift", 1), ("both", 1), ("both", 3)])
+def test_gradient_matches_finite_differences(warps, smooth):
     rng = np.random.default_rng(4)
     m, k, n_concat, n = 3, 2, 2, 60
     Z = rng.normal(size=(m, k, n_concat * n))
@@ -124,7 +134,7 @@ def test_gradient_matches_finite_differences(warps):
     rho = rng.uniform(0.9, 1.1, (m, k))
     tau = rng.uniform(-0.04, 0.04, (m, k))
     kw = dict(noise=0.5, n_concat=n_concat, onset=20, warps=warps, penalty=2.0,
-              max_dilation=1.15, max_shift=0.05)
+              max_dilation=1.15, max_shift=0.05, smooth=smooth)
     _, gW, gr, gt = joint_loss_grad(W, rho, tau, Z, **kw)
     eps = 1e-6
     params = {"W": W, "rho": rho, "tau": tau}
