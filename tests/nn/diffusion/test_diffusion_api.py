@@ -502,3 +502,43 @@ def test_spell_scheduler_bad_input():
         SpellScheduler(object(), spell)
     with pytest.raises(TypeError, match="repellency"):
         SpellScheduler(diffusers.DDPMScheduler(), 3)
+
+
+def test_bad_n_passes():
+    with pytest.raises(ValueError, match="n_passes"):
+        SparseRepellency(np.zeros((2, 3)), radius=1.0, n_passes=0)
+
+
+# ------------------------------------------------------------------------------------------
+# the digits DDPM end to end (trained once per session, a few CPU minutes: slow)
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def memorising_ddpm():
+    return train_ddpm(n_images=64, n_iter=2500, random_state=0)
+
+
+@pytest.mark.slow
+def test_digits_ddpm_memorises_and_spell_shields(memorising_ddpm):
+    ddpm = memorising_ddpm
+    r = 1.5
+    all_digits, _ = load_digits_images()
+    d_heldout = nearest_distance(all_digits, ddpm.images)[0]
+    heldout_share = float((d_heldout[d_heldout > 0] < r).float().mean())
+    kw = dict(n_steps=100)
+    plain = ddpm_sample(ddpm.model, (256, 1, 8, 8), ddpm.schedule,
+                        generator=torch.Generator().manual_seed(1), **kw)
+    share_plain = shield_share(plain, ddpm.images, r)
+    # it memorises: far more samples than held-out digits sit next to a training image
+    assert share_plain > 0.3 and share_plain > 10 * heldout_share
+    spell = SparseRepellency(ddpm.images, radius=r)
+    shielded = ddpm_sample(ddpm.model, (256, 1, 8, 8), ddpm.schedule, repellency=spell,
+                           generator=torch.Generator().manual_seed(1), **kw)
+    assert shield_share(shielded, ddpm.images, r) <= share_plain / 5
+    spell5 = SparseRepellency(ddpm.images, radius=r, n_passes=5)
+    shielded5 = ddpm_sample(ddpm.model, (256, 1, 8, 8), ddpm.schedule, repellency=spell5,
+                            generator=torch.Generator().manual_seed(1), **kw)
+    assert shield_share(shielded5, ddpm.images, r) <= 0.02
+    # SPELL acts late in sampling, on a part of the batch at a time
+    act = spell.activity()
+    assert act["active_fraction"][: len(act["t"]) // 2].max() < 0.1
+    assert 0 < act["active_fraction"].max() < 1
