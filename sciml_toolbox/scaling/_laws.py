@@ -252,10 +252,19 @@ class ScalingLaw(RegressorMixin, BaseEstimator):
         yhat = np.asarray(to_numpy(self.predict(np.asarray(to_numpy(X), float))))
         return np.log(yhat) - np.log(np.asarray(to_numpy(y), float))
 
-    def score(self, X, y, sample_weight=None):
-        """R^2 of the predicted losses (scikit-learn convention)."""
-        return super().score(np.asarray(to_numpy(X), float), np.asarray(to_numpy(y), float),
-                             sample_weight)
+    def score(self, X, y):
+        """R^2 of the predicted losses (scikit-learn convention).
+
+        Parameters
+        ----------
+        X : array, shape (n_points, n_columns)
+        y : array, shape (n_points,)
+
+        Returns
+        -------
+        float
+        """
+        return super().score(np.asarray(to_numpy(X), float), np.asarray(to_numpy(y), float))
 
 
 def _check_positive_columns(X, names):

@@ -53,16 +53,24 @@ def test_residuals_and_start_losses():
     assert np.abs(law.residuals(X, y)).max() < 0.01
 
 
+# small grids (parameter order a, e, alpha, beta[, b][, c]) keep the test fast
+_AX = ([0.0, 5.0], [-1.0, 0.0, 1.0], [0.2, 0.6], [0.2, 0.6])
+FT_GRIDS = {"additive": make_grid(*_AX, [0.0, 5.0]),
+            "additive_p": make_grid(*_AX, [0.0, 5.0], [-2.0, 1.0]),
+            "multiplicative": make_grid(*_AX)}
+
+
 def test_finetuning_forms_and_compare():
     X, y = _ft_data()
-    res = compare_laws({f: FinetuningLaw(f) for f in ("additive", "additive_p")}, X, y,
-                       n_splits=3)
+    res = compare_laws({f: FinetuningLaw(f, grid=FT_GRIDS[f]) for f in
+                        ("additive", "additive_p")}, X, y, n_splits=3)
     # the data follow the additive form with a (1 + C p) factor: it predicts better
     assert res["additive_p"]["rmse_log"] < res["additive"]["rmse_log"]
-    law = FinetuningLaw("additive_p").fit(X, y)
+    law = FinetuningLaw("additive_p", grid=FT_GRIDS["additive_p"]).fit(X, y)
     assert law.params_["C"] == pytest.approx(2.0, rel=0.05)
     groups = np.round(np.log(X[:, 0]))
-    out = compare_laws({"m": FinetuningLaw("multiplicative")}, X, y, groups=groups)
+    out = compare_laws({"m": FinetuningLaw("multiplicative", grid=FT_GRIDS["multiplicative"])},
+                       X, y, groups=groups)
     assert len(out["m"]["fold_rmse"]) == len(np.unique(groups))
 
 
