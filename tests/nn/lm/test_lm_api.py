@@ -79,9 +79,19 @@ def test_sigmoid_attention_lazy_import():
         with pytest.raises(ImportError, match="sigmoid"):
             TinyLM(cfg)
         return
+    torch.manual_seed(0)
     model = TinyLM(cfg)
-    out = model(torch.zeros(1, 4, dtype=torch.long))
-    assert torch.isfinite(out).all()
+    a = torch.randint(0, 256, (1, 12))
+    b = a.clone()
+    b[0, 8:] = (b[0, 8:] + 1) % 256
+    with torch.no_grad():
+        la, lb = model(a), model(b)
+    assert torch.isfinite(la).all()
+    torch.testing.assert_close(la[:, :8], lb[:, :8])  # causal
+    assert (la[:, 8:] - lb[:, 8:]).abs().max() > 1e-5
+    hist = train(model, _corpus(), [0.5, 0.5], 30, lr=1e-2, batch_size=8, eval_every=30,
+                 eval_windows=4)
+    assert hist.val_loss["markov0"][-1] < hist.val_loss["markov0"][0] - 0.5
 
 
 # ----------------------------------------------------------------------------- bad input
