@@ -5,7 +5,8 @@ n tokens in d = 16, with NumPy and torch (CPU, and CUDA with ``--device cuda``),
 anchor a user would write: the dense n x n softmax matrix, computed in the same process on the
 same data. Peak memory is measured with ``tracemalloc`` for NumPy (which reports its
 allocations to it) and with ``torch.cuda.max_memory_allocated`` on CUDA; torch-CPU memory is
-not traced and is given as the size of the dense score matrix instead.
+not traced and is given as the size of the dense score matrix instead. torch-CPU runs with one
+intra-op thread for both paths (see ``bench_torch``).
 
 A second table compares :func:`gaussian_ode` on the closed form
 Sigma(T) = (Sigma_0^-1 - 2TA)^-1 with the authors' explicit Euler + PSD projection
@@ -112,6 +113,10 @@ def bench_torch(n, h, repeat, with_dense, device):
         return []
     if device == "cuda" and not torch.cuda.is_available():
         return []
+    if device == "cpu":
+        # one intra-op thread for both paths: on a shared 2-core machine torch's thread
+        # barriers around every op dominate (the blocked path measured 4x slower with 2 threads)
+        torch.set_num_threads(1)
     X, Q, K, V = (torch.tensor(a, device=device) for a in _problem(n))
     sync = torch.cuda.synchronize if device == "cuda" else None
     blocked = lambda: simulate_particles(X, Q, K, V, [0.0, h], dt=h)  # noqa: E731

@@ -73,12 +73,12 @@ def _mask_block(xp, mask, i0, i1, j0, j1, dev):
 
 
 def _exp_shifted(xp, s, shift):
-    """``exp(s - shift[..., None])``, overwriting the temporary ``s`` when it is a NumPy array
-    (saves two passes over the block and a large allocation; other namespaces allocate)."""
+    """``exp(s - shift[..., None])``, overwriting the temporary ``s`` (in place for the
+    subtraction on every namespace, and for the exponential on NumPy)."""
+    s -= shift[..., None]  # in place: s is a fresh temporary
     if isinstance(s, np.ndarray):
-        s -= shift[..., None]
         return np.exp(s, out=s)
-    return xp.exp(s - shift[..., None])
+    return xp.exp(s)
 
 
 def _softmax_attend(q, k, v, *, col_bias=None, mask=None, block_size=None, need_lse=False):
