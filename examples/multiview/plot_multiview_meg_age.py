@@ -5,10 +5,11 @@ Delays and dilations against age in a simulated MEG group study
 Auditory evoked responses get later and slower with age (Price et al., 2017). MVICAD2 estimates,
 for every subject and every shared source, a delay and a dilation of the source's time course,
 so these effects can be read directly from the fitted model (Heurtebise et al., 2024, Cam-CAN
-analysis). No recording can be downloaded here: :func:`~sciml_toolbox.datasets.simulate_meg_group_study`
-simulates the study on the Neuromag magnetometer layout shipped with MNE (sphere head model,
-volume source space, forward solution), with latencies and durations that grow with a simulated
-age. The last section shows the same analysis on a local Cam-CAN copy.
+analysis). No recording can be downloaded here:
+:func:`~sciml_toolbox.datasets.simulate_meg_group_study` simulates the study on the Neuromag
+magnetometer layout shipped with MNE (sphere head model, volume source space, forward
+solution), with latencies and durations that grow with a simulated age. The last section shows
+the same analysis on a local Cam-CAN copy.
 """
 
 # %%
