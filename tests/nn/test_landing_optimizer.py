@@ -72,7 +72,7 @@ def test_gevp_converges_to_scipy(mode):
     else:
         opt = LandingGeneralizedStiefel([X], lr=lr, omega=0.5 / (lr * lam_b),
                                         lambda_max=lam_b)
-    for _ in range(4000):
+    for _ in range(2500):
         _loss_grad(X, At)
         if mode == "matrix":
             opt.step(B=Bt)

@@ -299,7 +299,7 @@ def test_landing_cca_full_batch_matches_closed_form():
     Xl, Xr = X[:, :32], X[:, 32:]
     p, reg = 3, 1e-2
     s_ref, Wx_ref, Wy_ref = _closed_form_cca(Xl, Xr, p, reg)
-    cca = LandingCCA(n_components=p, batch_size=None, learning_rate="auto", max_epochs=3000,
+    cca = LandingCCA(n_components=p, batch_size=None, learning_rate=8.0, max_epochs=2500,
                      reg=reg, tol=1e-10, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
