@@ -38,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, default=1, help="BLAS / torch threads")
     p.add_argument("--budget", type=float, default=None, help="seconds per GEVP solver")
+    p.add_argument("--only", default="all", choices=["all", "gevp", "cca"],
+                   help="run only one part")
     p.add_argument("--note", default=None, help="free text stored in the result (run conditions)")
     return p.parse_args(argv)
 
@@ -313,33 +315,43 @@ def main(argv=None):
     budget = args.budget or (20.0 if full else 3.0)
     payload = {"threads": args.threads, "note": args.note}
     with threadpool_limits(limits=args.threads):
-        payload["gevp"] = bench_gevp(n, p, budget, args.device)
-        g = payload["gevp"]
-        print(f"GEVP n={n} p={p}: exact {g['exact_scipy_eigh_s']:.3f}s; ratio landing/retraction "
-              f"per iteration {g.get('per_iter_ratio_landing_over_retraction')} (vs solving "
-              f"with B each step: {g.get('per_iter_ratio_landing_over_retraction_with_solve')})")
-        for m, r in g["methods"].items():
-            print(f"  {m}: {r.get('n_iter')} it, {r.get('s_per_iter', float('nan')):.4g} s/it, "
-                  f"gap {r.get('final_rel_gap')}, N {r.get('final_violation_N')}")
-        from sklearn.datasets import load_digits
-
-        D = load_digits().data / 16.0
-        payload["cca_digits"] = bench_cca("digits halves", D[:, :32], D[:, 32:], 5, 1e-3,
-                                          batch_size=64, max_epochs=60 if full else 30)
-        ns, ds = (100_000, 500) if full else (20_000, 50)
-        X, Y = synthetic_cca(ns, ds)
-        payload["cca_synthetic"] = bench_cca("synthetic", X, Y, 10, 1e-3, batch_size=512,
-                                             max_epochs=20)
-        for key in ("cca_digits", "cca_synthetic"):
-            r = payload[key]
-            print(f"{r['dataset']} ({r['n_samples']} x {r['d_x']}+{r['d_y']}, p={r['p']}): "
-                  f"landing 1e-3 gap at {r['landing_time_to_rel_gap_1e-3_s']} s "
-                  f"(final gap {r['landing_final_rel_gap']:.2e} after {r['landing_epochs']:.2f} "
-                  f"epochs; sklearn's gap at {r['landing_time_to_sklearn_gap_s']} s), "
-                  f"sklearn CCA {r['sklearn_cca_s']:.2f} s (gap "
-                  f"{r['sklearn_cca_rel_gap']:.2e}), closed form {r['closed_form_s']:.2f} s; "
-                  f"Riemannian SGD: {r['riemannian_sgd']}")
+        if args.only in ("all", "gevp"):
+            _run_gevp(payload, n, p, budget, args.device)
+        if args.only in ("all", "cca"):
+            _run_cca(payload, full)
     write_result("stiefel", payload, mode="full" if full else "quick", out=args.out)
+
+
+def _run_gevp(payload, n, p, budget, device):
+    payload["gevp"] = bench_gevp(n, p, budget, device)
+    g = payload["gevp"]
+    print(f"GEVP n={n} p={p}: exact {g['exact_scipy_eigh_s']:.3f}s; ratio landing/retraction "
+          f"per iteration {g.get('per_iter_ratio_landing_over_retraction')} (vs solving "
+          f"with B each step: {g.get('per_iter_ratio_landing_over_retraction_with_solve')})")
+    for m, r in g["methods"].items():
+        print(f"  {m}: {r.get('n_iter')} it, {r.get('s_per_iter', float('nan')):.4g} s/it, "
+              f"gap {r.get('final_rel_gap')}, N {r.get('final_violation_N')}")
+
+
+def _run_cca(payload, full):
+    from sklearn.datasets import load_digits
+
+    D = load_digits().data / 16.0
+    payload["cca_digits"] = bench_cca("digits halves", D[:, :32], D[:, 32:], 5, 1e-3,
+                                      batch_size=64, max_epochs=60 if full else 30)
+    ns, ds = (100_000, 500) if full else (20_000, 50)
+    X, Y = synthetic_cca(ns, ds)
+    payload["cca_synthetic"] = bench_cca("synthetic", X, Y, 10, 1e-3, batch_size=512,
+                                         max_epochs=20)
+    for key in ("cca_digits", "cca_synthetic"):
+        r = payload[key]
+        print(f"{r['dataset']} ({r['n_samples']} x {r['d_x']}+{r['d_y']}, p={r['p']}): "
+              f"landing 1e-3 gap at {r['landing_time_to_rel_gap_1e-3_s']} s "
+              f"(final gap {r['landing_final_rel_gap']:.2e} after {r['landing_epochs']:.2f} "
+              f"epochs; sklearn's gap at {r['landing_time_to_sklearn_gap_s']} s), "
+              f"sklearn CCA {r['sklearn_cca_s']:.2f} s (gap "
+              f"{r['sklearn_cca_rel_gap']:.2e}), closed form {r['closed_form_s']:.2f} s; "
+              f"Riemannian SGD: {r['riemannian_sgd']}")
 
 
 if __name__ == "__main__":
