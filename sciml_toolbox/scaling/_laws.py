@@ -119,15 +119,28 @@ class ScalingLaw(RegressorMixin, BaseEstimator):
     def _objective(self, F, z, weights=None):
         delta = self.delta
 
+        # blocks of starts whose (block, n_points) temporaries stay in cache
+        block = max(1, 2 ** 17 // max(z.shape[0], 1))
+
+        def chunk(theta, rows):
+            pred, jac = self._log_predict(theta, F)
+            r = pred - z[None, :]
+            w = (np.full(r.shape[1], 1.0 / r.shape[1])[None, :] if weights is None
+                 else weights[rows])
+            f = np.sum(w * huber(r, delta), axis=1)
+            u = w * huber_grad(r, delta)
+            g = np.stack([np.einsum("sn,sn->s", u, j) for j in jac], axis=1)
+            return f, g
+
         def fun_grad(theta, rows):
             with np.errstate(all="ignore"):  # overflowing trial points are rejected below
-                pred, jac = self._log_predict(theta, F)
-                r = pred - z[None, :]
-                w = (np.full(r.shape[1], 1.0 / r.shape[1])[None, :] if weights is None
-                     else weights[rows])
-                f = np.sum(w * huber(r, delta), axis=1)
-                u = w * huber_grad(r, delta)
-                g = np.stack([np.einsum("sn,sn->s", u, j) for j in jac], axis=1)
+                if theta.shape[0] <= block:
+                    f, g = chunk(theta, rows)
+                else:
+                    parts = [chunk(theta[i:i + block], rows[i:i + block])
+                             for i in range(0, theta.shape[0], block)]
+                    f = np.concatenate([p[0] for p in parts])
+                    g = np.concatenate([p[1] for p in parts])
             bad = ~np.isfinite(f) | ~np.all(np.isfinite(g), axis=1)
             f[bad] = np.inf
             g[bad] = 0.0
