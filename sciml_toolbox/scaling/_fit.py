@@ -46,7 +46,8 @@ def batched_lbfgs(fun_grad, x0, *, max_iter=1000, memory=10, gtol=1e-9, ftol=1e-
     Every row of ``x0`` is its own problem with its own curvature memory, step and
     convergence test; the work is vectorised over rows (one ``fun_grad`` call per line-search
     trial for all rows still running), so thousands of starts cost little more than one.
-    The line search is a backtracking Armijo search from the unit step.
+    The line search is a backtracking Armijo search from the unit step with quadratic
+    interpolation of the step.
 
     Parameters
     ----------
@@ -138,10 +139,16 @@ def _batched_lbfgs(fun_grad, x0, max_iter, memory, gtol, ftol, max_linesearch, c
             acc = pending[ok]
             accepted[acc] = True
             f_new[acc], g_new[acc] = ft[ok], gt[ok]
+            fail_f = ft[~ok]
             pending = pending[~ok]
             if pending.size == 0:
                 break
-            t[pending] *= 0.5
+            # minimiser of the quadratic through f(0), f'(0) and f(t), kept in [0.1 t, 0.5 t]
+            # (Nocedal & Wright, Sec. 3.5)
+            tp, sp = t[pending], slope[pending]
+            curv = 2.0 * (fail_f - fa[pending] - sp * tp)
+            tq = np.where(np.isfinite(fail_f) & (curv > 0), -sp * tp * tp / curv, 0.1 * tp)
+            t[pending] = np.clip(tq, 0.1 * tp, 0.5 * tp)
         # rows whose line search failed are converged as far as this precision allows
         failed = ~accepted
         s_new = t[:, None] * d
