@@ -11,6 +11,19 @@ import importlib
 import numpy as np
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one thread per xdist worker: with -n 2 on a 2-core machine, more threads oversubscribe
+    # the cores (torch's OpenMP pool and BLAS slow down by an order of magnitude)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
 NAMESPACES = ["numpy", "array_api_strict", "torch"]
 
 
