@@ -84,12 +84,14 @@ def demo(out_dir, device="cpu"):
         cca = LandingCCA(n_components=k, batch_size=64, max_epochs=40, reg=reg,
                          lr_decay_epochs=(25,), random_state=0).fit(Xl, Xr)
         gap = (np.array(cca.history_["objective"]) + s_ref.sum()) / s_ref.sum()
-        axes[2].semilogy(cca.history_["epoch"], np.abs(gap), "C0", label="relative gap")
+        axes[2].semilogy(cca.history_["epoch"], np.abs(gap), "C0",
+                         label="|relative gap| of the iterate")
         axes[2].semilogy(cca.history_["epoch"], cca.history_["constraint_violation"], "C3",
                          label="constraint violation")
         axes[2].set(xlabel="epoch", title="streaming CCA, digits halves (batch 64)")
         axes[2].legend()
-        out["cca_rel_gap"] = float(abs(gap[-1]))
+        # the fitted weights are exactly feasible on the data: their gap is >= 0
+        out["cca_rel_gap"] = float(1.0 - cca.canonical_correlations_.sum() / s_ref.sum())
         out["cca_violation"] = float(cca.constraint_violation_)
         out["cca_max_corr_error"] = float(np.max(np.abs(cca.canonical_correlations_ - s_ref)))
     fig.tight_layout()
