@@ -411,21 +411,11 @@ class DGA(MixingMethod):
         n_local = x.shape[0]
         ids = self._strata[rank * n_local:(rank + 1) * n_local].to(per_seq.device)
         p = self.bases.shape[0]
-        sums = torch.zeros(p, sum(q.numel() for q in params), device=per_seq.device,
-                           dtype=torch.float32)
-        counts = torch.zeros(p, device=per_seq.device, dtype=torch.float32)
-        loss_sums = torch.zeros(p, device=per_seq.device, dtype=torch.float32)
-        for j in range(p):
-            mask = ids == j
-            if not bool(mask.any()):
-                continue
-            grads = torch.autograd.grad(per_seq[mask].sum(), params, retain_graph=True,
-                                        allow_unused=True)
-            sums[j] = torch.cat([torch.zeros_like(q).reshape(-1) if g is None else
-                                 g.reshape(-1).float() for g, q in zip(grads, params,
-                                                                       strict=True)])
-            counts[j] = float(mask.sum())
-            loss_sums[j] = per_seq[mask].detach().float().sum()
+        onehot = (ids[None, :] == torch.arange(p, device=ids.device)[:, None]).to(
+            per_seq.dtype)  # (p, n_local)
+        counts = onehot.sum(dim=1).float()
+        loss_sums = (onehot @ per_seq.detach()).float()
+        sums = self._stratum_gradient_sums(per_seq, onehot, params)
         if world > 1:
             dist.all_reduce(sums)
             dist.all_reduce(counts)
@@ -452,6 +442,30 @@ class DGA(MixingMethod):
         value = (torch.as_tensor(w_used, dtype=torch.float32, device=per_seq.device)
                  @ (loss_sums / counts.clamp_min(1.0))).to(per_seq.dtype)
         return value + surrogate - surrogate.detach()
+
+    @staticmethod
+    def _stratum_gradient_sums(per_seq, onehot, params):
+        """Rows ``sum_{s in stratum j} grad loss_s``, shape (p, n_params): one vectorised
+        backward over the strata (``is_grads_batched``), or one backward per stratum where
+        the model has an operation without a batching rule."""
+        try:
+            grads = torch.autograd.grad(per_seq, params, grad_outputs=onehot,
+                                        is_grads_batched=True, retain_graph=True,
+                                        allow_unused=True)
+        except RuntimeError:
+            grads = None
+        if grads is not None:
+            return torch.cat([torch.zeros(onehot.shape[0], q.numel(), device=q.device)
+                              if g is None else g.reshape(onehot.shape[0], -1).float()
+                              for g, q in zip(grads, params, strict=True)], dim=1)
+        rows = []
+        for j in range(onehot.shape[0]):
+            gj = torch.autograd.grad(per_seq @ onehot[j], params, retain_graph=True,
+                                     allow_unused=True)
+            rows.append(torch.cat([torch.zeros_like(q).reshape(-1) if g is None else
+                                   g.reshape(-1).float() for g, q in zip(gj, params,
+                                                                         strict=True)]))
+        return torch.stack(rows)
 
     def _scores_transform(self, scores, state):
         return scores
@@ -514,6 +528,30 @@ class DoGE(DGA):
                          step_size=1.0 / self.mu, **kwargs)
         self.average_weights_ = self.weights_.copy()
         self._n_avg = 0
+
+    @staticmethod
+    def _stratum_gradient_sums(per_seq, onehot, params):
+        """Rows ``sum_{s in stratum j} grad loss_s``, shape (p, n_params): one vectorised
+        backward over the strata (``is_grads_batched``), or one backward per stratum where
+        the model has an operation without a batching rule."""
+        try:
+            grads = torch.autograd.grad(per_seq, params, grad_outputs=onehot,
+                                        is_grads_batched=True, retain_graph=True,
+                                        allow_unused=True)
+        except RuntimeError:
+            grads = None
+        if grads is not None:
+            return torch.cat([torch.zeros(onehot.shape[0], q.numel(), device=q.device)
+                              if g is None else g.reshape(onehot.shape[0], -1).float()
+                              for g, q in zip(grads, params, strict=True)], dim=1)
+        rows = []
+        for j in range(onehot.shape[0]):
+            gj = torch.autograd.grad(per_seq @ onehot[j], params, retain_graph=True,
+                                     allow_unused=True)
+            rows.append(torch.cat([torch.zeros_like(q).reshape(-1) if g is None else
+                                   g.reshape(-1).float() for g, q in zip(gj, params,
+                                                                         strict=True)]))
+        return torch.stack(rows)
 
     def _scores_transform(self, scores, state):
         lr = float(state.optimizer.param_groups[0]["lr"])
