@@ -13,7 +13,7 @@ then ``out * exp(lse)``), and flash-attn (softmax) when it is installed. (batch,
 (``--full``); a small subset by default. FLOPs: forward ``4 B H N^2 d`` (halved when causal),
 backward 2.5 times the forward (the FlashAttention-2 convention).
 
-Run under the lock: ``flock /tmp/sciml_bench.lock python benchmarks/bench_attention.py``.
+Run: ``python benchmarks/bench_attention.py``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ anchor, a loop of ``scipy.optimize.minimize(method='L-BFGS-B')`` over the same s
 mode times 500 random starts, with one BLAS thread, and scales to 4,500; ``--full`` runs all
 of them).
 
-Run under the lock: ``flock /tmp/sciml_bench.lock python benchmarks/bench_forgetting.py``.
+Run: ``python benchmarks/bench_forgetting.py``.
 """
 
 from __future__ import annotations

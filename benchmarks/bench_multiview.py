@@ -9,13 +9,14 @@ is part of their fit and counted).
 The authors' code (``mvica_ds`` from github.com/AmbroiseHeurtebise/internship_m2, no licence:
 read and run only) is never copied into this repository: point ``--ref-dir`` at a local checkout
 holding ``multiviewica_delay/`` and ``--ref-python`` at an interpreter with jax, python-picard,
-multiviewica and fastsrm (defaults: ``/tmp/ref_multiview`` and its ``venv``). Their settings are
+multiviewica and fastsrm (default: the folder named by the ``SCIML_MVICAD_REF`` environment
+variable, and its ``venv``; without it the authors' code is skipped). Their settings are
 those of their noise sweep (W_scale 20, onset 200, 10 x 10 grid, smoothing and envelope terms,
 ``noise_model=1``). Without the reference copy only this package is measured.
 
 Usage::
 
-    flock /tmp/sciml_bench.lock .venv/bin/python benchmarks/bench_multiview.py [--full]
+    python benchmarks/bench_multiview.py [--full]
         [--device cpu|cuda] [--ref-dir DIR] [--ref-python PY] [--smoothing L] [--skip-ref]
 """
 
@@ -137,14 +138,15 @@ def main(argv=None):
     p.add_argument("--full", action="store_true", help="the three settings of the paper")
     p.add_argument("--out", default=None)
     p.add_argument("--device", default="cpu", help="cpu (NumPy) or a torch device, e.g. cuda")
-    p.add_argument("--ref-dir", default="/tmp/ref_multiview")
+    p.add_argument("--ref-dir", default=os.environ.get("SCIML_MVICAD_REF", ""))
     p.add_argument("--ref-python", default=None)
     p.add_argument("--smoothing", type=int, default=1, help="MVICAD2(smoothing=...) here")
     p.add_argument("--skip-ref", action="store_true", help="do not run the authors' code")
     args = p.parse_args(argv)
     ref_dir = Path(args.ref_dir)
     ref_python = args.ref_python or str(ref_dir / "venv" / "bin" / "python")
-    have_ref = (ref_dir / "multiviewica_delay").is_dir() and Path(ref_python).exists()
+    have_ref = (bool(args.ref_dir) and (ref_dir / "multiviewica_delay").is_dir()
+                and Path(ref_python).exists())
     have_ref = have_ref and not args.skip_ref
     device = "numpy" if args.device == "cpu" else args.device
     if args.full:

@@ -11,7 +11,7 @@ fused result checked against the foreach path on the same inputs.
 
 Memory: optimizer-state bytes per parameter and the number of parameter-sized state buffers.
 
-Run under the lock: ``flock /tmp/sciml_bench.lock python benchmarks/bench_optim.py [--full]``.
+Run: ``python benchmarks/bench_optim.py [--full]``.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ fig.tight_layout()
 # %%
 # Committed benchmark results
 # ---------------------------
-# ``flock /tmp/sciml_bench.lock python benchmarks/bench_attention.py`` writes the CPU table
+# ``python benchmarks/bench_attention.py`` writes the CPU table
 # (peak resident memory measured in a fresh process per run); ``--device cuda`` the GPU one.
 
 
