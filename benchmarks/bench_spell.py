@@ -48,6 +48,7 @@ def parse_args(argv=None):
     p.add_argument("--full", action="store_true", help="documented sizes (slow)")
     p.add_argument("--out", default=None, help="result JSON path")
     p.add_argument("--device", default="cpu", help="torch device (cpu or cuda)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return p.parse_args(argv)
 
 
@@ -195,13 +196,16 @@ def scaling(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rows = []
     info = quality(args, rows)
     model, schedule = info.pop("model"), info.pop("schedule")
     over = overhead(args, model, schedule)
     scale = scaling(args)
-    payload = {"device": args.device, "quality": {"settings": info, "rows": rows},
+    payload = {"device": args.device, "torch_threads": torch.get_num_threads(),
+               "quality": {"settings": info, "rows": rows},
                "overhead_1e4": over, "scaling": scale}
     name = "spell" if args.device == "cpu" else f"spell_{args.device}"
     write_result(name, payload, mode="full" if args.full else "quick", out=args.out)
