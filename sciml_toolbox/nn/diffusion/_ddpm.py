@@ -112,7 +112,7 @@ class MLPDenoiser(nn.Module):
 
     Notes
     -----
-    ``forward(x, t)`` takes ``x`` of shape (batch, *sample_shape) and integer or float
+    ``forward(x, t)`` takes ``x`` of shape (batch, \\*sample_shape) and integer or float
     timesteps ``t`` of shape (batch,) and returns the predicted noise, same shape as ``x``.
     """
 
@@ -131,7 +131,7 @@ class MLPDenoiser(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x, t):
-        """Predicted noise, shape (batch, *sample_shape)."""
+        """Predicted noise, shape (batch, \\*sample_shape)."""
         temb = self.time_mlp(timestep_embedding(t, self.config.time_dim))
         h = self.inp(x.reshape(x.shape[0], -1))
         for block in self.blocks:
@@ -148,7 +148,7 @@ class DDPMResult:
     model : MLPDenoiser
         The trained noise predictor (in eval mode).
     schedule : NoiseSchedule
-    images : torch.Tensor, shape (n_images, *sample_shape)
+    images : torch.Tensor, shape (n_images, \\*sample_shape)
         The training set (the natural reference set to protect).
     history : dict
         ``loss`` per iteration (list of float).
@@ -166,7 +166,7 @@ def train_ddpm(images=None, *, n_images=None, n_iter=3000, batch_size=128, lr=2e
 
     Parameters
     ----------
-    images : torch.Tensor, shape (n, *sample_shape), optional
+    images : torch.Tensor, shape (n, \\*sample_shape), optional
         Training images scaled to about [-1, 1] (default: the sklearn digits, see
         :func:`load_digits_images`).
     n_images : int, optional

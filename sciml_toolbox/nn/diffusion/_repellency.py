@@ -173,7 +173,7 @@ class SparseRepellency(_ActivityMixin):
 
     Parameters
     ----------
-    reference : array of shape (n_ref, *sample_shape) or (n_ref, d), or None
+    reference : array of shape (n_ref, \\*sample_shape) or (n_ref, d), or None
         Protected points, in the space where the sampler's x0 estimates live (pixels or
         latents). Any array-API namespace; it is moved once to the namespace, device and dtype
         of the first batch it meets. ``None`` only with ``dynamic=True``.
@@ -361,12 +361,12 @@ class SparseRepellency(_ActivityMixin):
 
         Parameters
         ----------
-        x0_hat : array, shape (batch, *sample_shape)
+        x0_hat : array, shape (batch, \\*sample_shape)
             Estimates of the final samples; their flattened size must match the reference.
 
         Returns
         -------
-        delta : array, shape (batch, *sample_shape)
+        delta : array, shape (batch, \\*sample_shape)
             ``sum_k relu(r / ||x0_hat - z_k|| - 1) (x0_hat - z_k)``: zero for estimates outside
             all balls; ``x0_hat + delta`` is on the border of the ball when only one contains
             it. In dynamic mode the other batch members count as references.
@@ -384,14 +384,14 @@ class SparseRepellency(_ActivityMixin):
 
         Parameters
         ----------
-        x0_hat : array, shape (batch, *sample_shape)
+        x0_hat : array, shape (batch, \\*sample_shape)
             Estimates of the final samples.
         t : float, optional
             Diffusion time of the call (recorded in :attr:`stats_`).
 
         Returns
         -------
-        x0_corrected : array, shape (batch, *sample_shape)
+        x0_corrected : array, shape (batch, \\*sample_shape)
             ``x0_hat + overcompensation * Delta`` (repeated ``n_passes`` times). Same
             namespace, device and dtype; rows outside every ball are returned unchanged
             (bitwise).
@@ -413,7 +413,7 @@ class SparseRepellency(_ActivityMixin):
 
         Parameters
         ----------
-        points : array, shape (n, *sample_shape) or (n, d)
+        points : array, shape (n, \\*sample_shape) or (n, d)
             New ball centres.
 
         Returns
@@ -484,7 +484,7 @@ class DenseRepulsion(_ActivityMixin):
         self.reset_stats()
 
     def correction(self, x0_hat):
-        """Minus the gradient of the RBF potential, shape (batch, *sample_shape)."""
+        """Minus the gradient of the RBF potential, shape (batch, \\*sample_shape)."""
         x0_hat = check_array(x0_hat, "x0_hat", ndim=None)
         flat = _flatten(x0_hat, "x0_hat")
         xp = get_namespace(flat)

@@ -276,7 +276,7 @@ _SAMPLER_DOC = """
         (n_steps, batch): norm of the repellency's change of the score over the score's norm.
     return_trajectory : bool, default=False
         With ``return_info``, also keep the corrected x0 estimates (``x0_hat``, shape
-        (n_steps, *shape), on the CPU).
+        (n_steps, \\*shape), on the CPU).
     x_T : torch.Tensor, optional
         Initial noise (else drawn from ``generator``).{extra}
 
