@@ -101,7 +101,8 @@ def main(argv=None):
     steps = 300 if quick else 3000
     batch = 16
     seq_len = 32
-    cfg = TinyLMConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=seq_len)
+    cfg = (TinyLMConfig(d_model=32, n_layers=1, n_heads=2, max_seq_len=seq_len) if quick
+           else TinyLMConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=seq_len))
     entropy = float(np.dot(TARGET, [s.entropy_rate() for s in markov_domains(
         K, similarity=0.5, n_states=32, random_state=0)]))
     regimes = {

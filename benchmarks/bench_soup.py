@@ -82,10 +82,11 @@ def _specialist(losses_by_domain, h):
 
 
 def study(quick):
-    k = 6
-    steps = 200 if quick else 2000
+    k = 4 if quick else 6
+    steps = 600 if quick else 2000
     batch = 16
-    cfg = TinyLMConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=64)
+    cfg = (TinyLMConfig(d_model=48, n_layers=1, n_heads=2, max_seq_len=64) if quick
+           else TinyLMConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=64))
     n_experts = 8
     corpus_kw = dict(n_domains=k, similarity=0.2, n_tokens=60_000 if quick else 400_000,
                      seq_len=64, n_states=48)
