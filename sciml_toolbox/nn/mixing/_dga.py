@@ -448,24 +448,16 @@ class DGA(MixingMethod):
         """Rows ``sum_{s in stratum j} grad loss_s``, shape (p, n_params): one vectorised
         backward over the strata (``is_grads_batched``), or one backward per stratum where
         the model has an operation without a batching rule."""
+        p = onehot.shape[0]
         try:
             grads = torch.autograd.grad(per_seq, params, grad_outputs=onehot,
                                         is_grads_batched=True, retain_graph=True,
                                         allow_unused=True)
+            return _flat(grads, params, p)
         except RuntimeError:
-            grads = None
-        if grads is not None:
-            return torch.cat([torch.zeros(onehot.shape[0], q.numel(), device=q.device)
-                              if g is None else g.reshape(onehot.shape[0], -1).float()
-                              for g, q in zip(grads, params, strict=True)], dim=1)
-        rows = []
-        for j in range(onehot.shape[0]):
-            gj = torch.autograd.grad(per_seq @ onehot[j], params, retain_graph=True,
-                                     allow_unused=True)
-            rows.append(torch.cat([torch.zeros_like(q).reshape(-1) if g is None else
-                                   g.reshape(-1).float() for g, q in zip(gj, params,
-                                                                         strict=True)]))
-        return torch.stack(rows)
+            return torch.cat([_flat(torch.autograd.grad(per_seq @ onehot[j], params,
+                                                        retain_graph=True, allow_unused=True),
+                                    params, None)[None] for j in range(p)])
 
     def _scores_transform(self, scores, state):
         return scores
@@ -493,6 +485,14 @@ class DGA(MixingMethod):
         self.basis_weights_ = np.asarray(state["basis"], dtype=np.float64)
         self.n_updates_ = int(state["n_updates"])
         self.alignment_history_ = [np.asarray(a) for a in state["alignments"]]
+
+
+def _flat(grads, params, batch):
+    """Concatenate per-parameter gradients (None: zeros) into rows of length n_params."""
+    lead = () if batch is None else (batch,)
+    return torch.cat([torch.zeros(*lead, q.numel(), device=q.device) if g is None
+                      else g.reshape(*lead, -1).float()
+                      for g, q in zip(grads, params, strict=True)], dim=-1)
 
 
 class DoGE(DGA):
@@ -528,30 +528,6 @@ class DoGE(DGA):
                          step_size=1.0 / self.mu, **kwargs)
         self.average_weights_ = self.weights_.copy()
         self._n_avg = 0
-
-    @staticmethod
-    def _stratum_gradient_sums(per_seq, onehot, params):
-        """Rows ``sum_{s in stratum j} grad loss_s``, shape (p, n_params): one vectorised
-        backward over the strata (``is_grads_batched``), or one backward per stratum where
-        the model has an operation without a batching rule."""
-        try:
-            grads = torch.autograd.grad(per_seq, params, grad_outputs=onehot,
-                                        is_grads_batched=True, retain_graph=True,
-                                        allow_unused=True)
-        except RuntimeError:
-            grads = None
-        if grads is not None:
-            return torch.cat([torch.zeros(onehot.shape[0], q.numel(), device=q.device)
-                              if g is None else g.reshape(onehot.shape[0], -1).float()
-                              for g, q in zip(grads, params, strict=True)], dim=1)
-        rows = []
-        for j in range(onehot.shape[0]):
-            gj = torch.autograd.grad(per_seq @ onehot[j], params, retain_graph=True,
-                                     allow_unused=True)
-            rows.append(torch.cat([torch.zeros_like(q).reshape(-1) if g is None else
-                                   g.reshape(-1).float() for g, q in zip(gj, params,
-                                                                         strict=True)]))
-        return torch.stack(rows)
 
     def _scores_transform(self, scores, state):
         lr = float(state.optimizer.param_groups[0]["lr"])

@@ -116,3 +116,26 @@ def test_weights_stay_on_simplex(scores):
     for _ in range(20):
         dga._update(scores, None)
         assert np.isclose(dga.weights_.sum(), 1.0) and np.all(dga.weights_ >= 0)
+
+
+def test_stratum_gradients_vectorised_and_loop_paths_agree(monkeypatch):
+    """The per-stratum backward falls back to a loop where vmap has no batching rule."""
+    torch.manual_seed(0)
+    model = TinyLM(CFG)
+    params = list(model.parameters())
+    x = torch.randint(0, 256, (6, 16))
+    per_seq = _ce_per_seq(model, x, x)
+    onehot = (torch.arange(6)[None] % 3 == torch.arange(3)[:, None]).float()
+    fast = DGA._stratum_gradient_sums(per_seq, onehot, params)
+    ref = torch.stack([torch.cat([g.reshape(-1) for g in torch.autograd.grad(
+        per_seq @ onehot[j], params, retain_graph=True)]) for j in range(3)])
+    torch.testing.assert_close(fast, ref)
+    real = torch.autograd.grad
+
+    def no_batching(*args, **kwargs):
+        if kwargs.get("is_grads_batched"):
+            raise RuntimeError("no batching rule")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", no_batching)
+    torch.testing.assert_close(DGA._stratum_gradient_sums(per_seq, onehot, params), ref)
