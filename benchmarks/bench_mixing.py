@@ -98,15 +98,14 @@ def run_method(name, corpus_args, steps, batch, cfg, seed=0):
 def main(argv=None):
     args = parse_args(__doc__.splitlines()[0], argv)
     quick = not args.full
-    steps = 300 if quick else 3000
+    steps = 1500 if quick else 5000
     batch = 16
     seq_len = 32
-    cfg = (TinyLMConfig(d_model=32, n_layers=1, n_heads=2, max_seq_len=seq_len) if quick
-           else TinyLMConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=seq_len))
+    cfg = TinyLMConfig(d_model=64, n_layers=2, n_heads=2 if quick else 4, max_seq_len=seq_len)
     entropy = float(np.dot(TARGET, [s.entropy_rate() for s in markov_domains(
         K, similarity=0.5, n_states=32, random_state=0)]))
     regimes = {
-        "little_generic_data": (3_000 if quick else 20_000, 20_000 if quick else 100_000),
+        "little_generic_data": (2_000 if quick else 10_000, 20_000 if quick else 100_000),
         "little_specific_data": (60_000 if quick else 500_000, 1_000 if quick else 4_000),
     }
     res = {"steps": steps, "batch_size": batch, "seq_len": seq_len, "target_mixture":
@@ -127,7 +126,7 @@ def main(argv=None):
     corpus_args = (*regimes["little_specific_data"], seq_len)
     walls = {}
     for name in ("uniform", "dga"):
-        walls[name] = min(run_method(name, corpus_args, 100 if quick else 500, batch,
+        walls[name] = min(run_method(name, corpus_args, 300 if quick else 1000, batch,
                                      cfg)["wall_s"] for _ in range(2))
     res["overhead"] = {"uniform_s": walls["uniform"], "dga_s": walls["dga"],
                        "ratio": walls["dga"] / walls["uniform"]}
