@@ -30,9 +30,9 @@ from sciml_toolbox.nn.lm import (
 )
 from sciml_toolbox.nn.mixing import DGA, ImportanceSampling, UniformMixture
 
-k, steps, batch = 4, 150, 16
+k, steps, batch = 4, 1000, 16
 target = np.array([0.7, 0.3, 0.0, 0.0])
-config = TinyLMConfig(d_model=32, n_layers=1, n_heads=2, max_seq_len=32)
+config = TinyLMConfig(d_model=64, n_layers=2, n_heads=2, max_seq_len=32)
 
 
 def make_corpus():
@@ -61,7 +61,7 @@ for name, method in methods.items():
     extra = (method.train_kwargs(batch_size=batch) if isinstance(method, DGA)
              else {"batch_size": batch})
     histories[name] = train(TinyLM(config), make_corpus(), method, steps, lr=3e-3,
-                            eval_every=30, eval_windows=32, eval_domains=["specific"],
+                            eval_every=200, eval_windows=32, eval_domains=["specific"],
                             **extra)
     print(f"{name:>20}: specific validation loss "
           f"{histories[name].val_loss['specific'][-1]:.3f}")

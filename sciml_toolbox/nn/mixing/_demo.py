@@ -20,9 +20,9 @@ def demo(out_dir, device="cpu"):
     from ..lm import DomainCorpus, TinyLM, TinyLMConfig, markov_domains, sample_mixture, train
     from . import DGA, ImportanceSampling, UniformMixture
 
-    k, steps, batch = 4, 150, 16
+    k, steps, batch = 4, 1000, 16
     target = np.array([0.7, 0.3, 0.0, 0.0])
-    cfg = TinyLMConfig(d_model=32, n_layers=1, n_heads=2, max_seq_len=32)
+    cfg = TinyLMConfig(d_model=64, n_layers=2, n_heads=2, max_seq_len=32)
 
     def corpus():
         src = markov_domains(k, similarity=0.5, n_states=24, random_state=0)
@@ -42,7 +42,7 @@ def demo(out_dir, device="cpu"):
         torch.manual_seed(0)
         extra = m.train_kwargs(batch_size=batch) if isinstance(m, DGA) else {
             "batch_size": batch}
-        hist = train(TinyLM(cfg), corpus(), m, steps, lr=3e-3, eval_every=30,
+        hist = train(TinyLM(cfg), corpus(), m, steps, lr=3e-3, eval_every=200,
                      eval_windows=32, eval_domains=["specific"], device=device, **extra)
         results[name] = hist
 
