@@ -214,10 +214,14 @@ class SoupOfExperts(nn.Module):
         out = {}
         shared = dict(self.shared.named_parameters())
         if self._full:
+            # one vector-matrix product over the flat bank; without autograd the shared
+            # parameters are added in place, so the results are views of one fresh buffer
             flat_bank = self.bank[_FLAT]
             flat = phi.to(flat_bank.dtype) @ flat_bank  # (n_full,)
+            grad = torch.is_grad_enabled()
             for name, off, n, shape in self._full:
-                out[name] = shared[name] + flat[off:off + n].view(shape)
+                view = flat[off:off + n].view(shape)
+                out[name] = shared[name] + view if grad else view.add_(shared[name])
         for name in self._low_rank:
             out[name] = shared[name] + self._low_rank_delta(name, phi)
         return out
@@ -290,16 +294,7 @@ class SoupOfExperts(nn.Module):
             A copy of the base model (for a TinyLMConfig base: a TinyLM).
         """
         shared = dict(self.shared.named_parameters())
-        phi = self.coefficients(h)
-        merged = {}
-        if self._full:
-            # one product over the flat bank into a fresh buffer, then the shared parameters
-            # added in place: the instantiated parameters are views of that buffer
-            flat = phi.to(self.bank[_FLAT].dtype) @ self.bank[_FLAT]
-            for name, off, n, shape in self._full:
-                merged[name] = flat[off:off + n].view(shape).add_(shared[name])
-        for name in self._low_rank:
-            merged[name] = shared[name] + self._low_rank_delta(name, phi)
+        merged = self.merged_parameters(h)  # no_grad: views of one fresh buffer
         # deepcopy the structure (buffers, config, weight tying) but map every shared
         # parameter to its merged value instead of copying it
         memo = {id(shared[n]): nn.Parameter(merged[n], requires_grad=shared[n].requires_grad)
