@@ -11,18 +11,18 @@ import importlib
 import numpy as np
 import pytest
 
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # one thread per xdist worker: with -n 2 on a 2-core machine, more threads oversubscribe
-    # the cores (torch's OpenMP pool and BLAS slow down by an order of magnitude)
-    from threadpoolctl import threadpool_limits
+# One BLAS / OpenMP thread per test process: with xdist workers (or other jobs) on a small
+# machine, more threads oversubscribe the cores and small products and tiny models slow down by
+# one to two orders of magnitude. Tests that need threads set them themselves.
+from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1)
-    try:
-        import torch
+threadpool_limits(1)
+try:
+    import torch
 
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+    torch.set_num_threads(1)
+except ImportError:
+    pass
 
 NAMESPACES = ["numpy", "array_api_strict", "torch"]
 

@@ -13,14 +13,6 @@ from sciml_toolbox.nn.optim import LandingGeneralizedStiefel  # noqa: E402
 from sciml_toolbox.stiefel import landing_step  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _spd(n, evals, rng):
     Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
     return (Q * evals) @ Q.T

@@ -9,17 +9,6 @@ pytest.importorskip("sciml_toolbox.nn.lm")
 from sciml_toolbox.nn.optim._ademamix_study import compare_on_lm  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """A tiny model: intra-op threads only add contention."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_compare_on_lm_structure_and_twin_runs():
     res = compare_on_lm(n_steps=6, size="0.1M", seq_len=16, batch_size=2, eval_every=2,
                         n_val_batches=1, probe_step=3)
