@@ -222,7 +222,9 @@ def plam_direction(X, G, BX, *, omega):
     return G - BX @ _sym(X.T @ G, xp) + omega * (BX @ h)
 
 
-def landing_direction(X, G, BX, *, omega=1.0, gradient="relative", BinvG=None, BX2=None):
+def landing_direction(
+    X, G, BX, *, omega=1.0, gradient="relative", BinvG=None, BX2=None, G2=None
+):
     r"""The landing field :math:`\Lambda(X) = \Psi(X) + \omega\, BX(X^\top BX - I_p)`.
 
     Parameters
@@ -246,26 +248,46 @@ def landing_direction(X, G, BX, *, omega=1.0, gradient="relative", BinvG=None, B
         symmetrised: :math:`\nabla\mathcal{N} \approx \tfrac12(B_\zeta X h_{\zeta'} +
         B_{\zeta'} X h_\zeta)`, which is unbiased for :math:`BX(X^\top BX - I)`, whereas one
         estimate used twice is biased by the covariance of :math:`B_\zeta X` (an
-        :math:`O(1/r)` error that shows as a plateau of the constraint violation).
+        :math:`O(1/r)` error that shows as a plateau of the constraint violation). The
+        relative gradient is formed as
+        :math:`\tfrac12[\mathrm{skew}(G X^\top B_\zeta)B_{\zeta'}X +
+        \mathrm{skew}(G_2 X^\top B_{\zeta'})B_\zeta X]`: each skew factor is independent of
+        the estimate it multiplies, so :math:`X^\top B\,\mathbb{E}[\Psi]` is skew-symmetric
+        and the tangent part does not drift off the manifold on average.
+    G2 : array, shape (n, p), optional
+        With ``BX2``: the gradient estimated on the same minibatch as ``BX2`` (``G`` then
+        belongs to the minibatch of ``BX``). When ``G`` is computed from the data that also
+        gives ``BX`` (CCA, ICA), passing the two halves' gradients separately is what makes
+        the tangent part unbiased: a gradient correlated with both estimates is not. Default:
+        ``G`` for both (right when ``G`` is independent of the B estimates, e.g. a fixed A).
 
     Returns
     -------
     direction : array, shape (n, p)
         The step is ``X - learning_rate * direction``.
     """
+    if G2 is not None and BX2 is None:
+        raise ValueError("G2 (the second minibatch's gradient) needs BX2")
     if BX2 is not None:
         if gradient != "relative":
             raise ValueError("BX2 (two independent estimates) needs gradient='relative'")
         xp = get_namespace(X, G, BX, BX2)
+        if G2 is None:
+            G2 = G
         eye = _eye(X.shape[1], X, xp)
         h1 = X.T @ BX - eye
         h2 = X.T @ BX2 - eye
-        M = BX.T @ BX2
-        M = 0.5 * (M + M.T)
+        M12 = BX.T @ BX2
         K1 = G.T @ BX2
-        K2 = G.T @ BX
-        psi = 0.5 * (G @ M - 0.5 * (BX @ K1 + BX2 @ K2))
-        return psi + (0.5 * omega) * (BX @ h2 + BX2 @ h1)
+        K2 = G2.T @ BX
+        # 1/4 [G M12 - BX K1 + G2 M12^T - BX2 K2] + omega/2 [BX h2 + BX2 h1], one GEMM
+        F = xp.concat([G, G2, BX, BX2], axis=1)
+        C = xp.concat(
+            [0.25 * M12, 0.25 * M12.T, 0.5 * omega * h2 - 0.25 * K1,
+             0.5 * omega * h1 - 0.25 * K2],
+            axis=0,
+        )
+        return F @ C
     if gradient == "relative":
         psi = relative_gradient(X, G, BX)
     elif gradient == "riemannian":

@@ -151,7 +151,10 @@ def test_landing_cca_all_namespaces(xp):
 
 def test_landing_cca_partial_fit_stream(xp):
     X, Y = _cca_data(n=3000)
-    cca = LandingCCA(n_components=2, random_state=0)
+    # in partial_fit the decay points count calls: x0.3 after 4, 6 and 8 passes of 15 batches
+    # (with a constant step the streamed correlations sit 0.02-0.04 below the full fit)
+    cca = LandingCCA(n_components=2, lr_decay_epochs=(60, 90, 120), lr_decay=0.3,
+                     random_state=0)
     Xx, Yx = xp.asarray(X), xp.asarray(Y)
     for _ in range(10):
         for s in range(0, 3000, 200):
@@ -161,7 +164,7 @@ def test_landing_cca_partial_fit_stream(xp):
         warnings.simplefilter("ignore")
         full.fit(X, Y)
     np.testing.assert_allclose(to_numpy(cca.canonical_correlations_),
-                               full.canonical_correlations_, atol=0.03)
+                               full.canonical_correlations_, atol=0.01)
     np.testing.assert_allclose(to_numpy(cca.x_mean_), X.mean(0), atol=1e-10)
     assert len(cca.history_["objective"]) == 150
 
