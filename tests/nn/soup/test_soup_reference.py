@@ -131,3 +131,74 @@ def test_instantiated_model_is_a_plain_base_model():
         model.embed.weight.add_(1.0)
     torch.testing.assert_close(soup.shared.embed.weight.detach(), before)
     assert soup.num_parameters() > 8 * soup.base_num_parameters()
+
+
+def _top_k_by_hand(out, k, coefficients):
+    """Keep the k router outputs of largest magnitude (softmax: largest values, renormalised)."""
+    out = out.detach().numpy().astype(np.float64)
+    phi = np.zeros_like(out)
+    if coefficients == "softmax":
+        keep = np.argsort(out)[-k:]
+        e = np.exp(out[keep] - out[keep].max())
+        phi[keep] = e / e.sum()
+    else:
+        keep = np.argsort(np.abs(out))[-k:]
+        phi[keep] = out[keep]
+    return phi
+
+
+@pytest.mark.parametrize("coefficients", ["linear", "softmax"])
+@pytest.mark.parametrize("rank", [None, 2])
+def test_top_k_instantiate_equals_sparse_weighted_sum(coefficients, rank):
+    soup = SoupOfExperts(CFG, n_experts=6, n_domains=4, coefficients=coefficients, top_k=2,
+                         rank=rank, expert_init_std=0.05, random_state=2)
+    h = np.array([0.4, 0.1, 0.2, 0.3])
+    lin1, _, lin2 = soup.router
+    hidden = F.gelu(lin1(torch.as_tensor(h, dtype=torch.float32)))
+    phi = _top_k_by_hand(lin2(hidden), 2, coefficients)
+    assert np.count_nonzero(phi) == 2
+    np.testing.assert_allclose(soup.coefficients(h).detach().numpy(), phi, rtol=1e-6,
+                               atol=1e-7)
+    model = soup.instantiate(h)
+    shared = dict(soup.shared.named_parameters())
+    for name, p in model.named_parameters():
+        expected = shared[name].detach().double().clone()
+        bank = soup.expert(name).detach().double()
+        for j in np.flatnonzero(phi):
+            expected += phi[j] * bank[j]
+        torch.testing.assert_close(p.detach().double(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("top_k", [None, 2])
+def test_instantiate_into_existing_model_equals_fresh(top_k):
+    soup = SoupOfExperts(CFG, n_experts=4, n_domains=3, top_k=top_k, expert_init_std=0.05)
+    fresh = soup.instantiate([0.2, 0.3, 0.5])
+    target = soup.instantiate([1.0, 0.0, 0.0])
+    before = {n: p for n, p in target.named_parameters()}
+    got = soup.instantiate([0.2, 0.3, 0.5], out=target)
+    assert got is target
+    for (n, p), (m, q) in zip(fresh.named_parameters(), got.named_parameters(), strict=True):
+        assert n == m and q is before[n]  # same Parameter objects, new values
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    x = torch.randint(0, 256, (2, 16))
+    torch.testing.assert_close(fresh(x), got(x))
+    # the soup itself is untouched and the tied embedding stays tied
+    assert got.head.weight is got.embed.weight and fresh.head.weight is fresh.embed.weight
+    with pytest.raises(ValueError, match="base architecture"):
+        soup.instantiate([0.2, 0.3, 0.5], out=TinyLM(TinyLMConfig(d_model=16, n_layers=1,
+                                                                  n_heads=2)))
+
+
+def test_top_k_gradients_reach_only_chosen_experts():
+    soup = SoupOfExperts(CFG, n_experts=5, n_domains=3, top_k=2, expert_init_std=0.05)
+    h = [0.3, 0.3, 0.4]
+    x = torch.randint(0, 256, (2, 16))
+    soup(x, h).logsumexp(-1).mean().backward()
+    chosen = np.flatnonzero(soup.coefficients(h).detach().numpy())
+    g = soup.bank["_flat_full_experts"].grad
+    assert torch.all(g[chosen].abs().sum(1) > 0)
+    others = np.setdiff1d(np.arange(5), chosen)
+    assert torch.all(g[others] == 0)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in soup.router.parameters())
+    with pytest.raises(ValueError, match="top_k"):
+        SoupOfExperts(CFG, n_experts=3, n_domains=2, top_k=4)
