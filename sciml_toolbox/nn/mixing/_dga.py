@@ -204,12 +204,12 @@ class DGA(MixingMethod):
 
     Every ``update_every`` steps the training batch is drawn stratified, ``batch_size / p``
     sequences from each of the ``p`` basis distributions (by default the generic domains
-    themselves), and one backward pass per stratum gives the basis gradients ``g_j`` at no
-    extra cost: the training gradient of that step is ``sum_j w_j g_j``, an unbiased estimate of
-    the mixture's gradient. One extra backward pass on a batch of the specific set gives
-    ``g_spe``, and the weights take an exponentiated-gradient step on the alignments::
+    themselves), and the training loss of that step is ``sum_j w_j L_j`` with ``L_j`` the mean
+    loss of stratum ``j``: an unbiased estimate of the mixture's loss. One extra backward pass on
+    a batch of the specific set gives ``g_spe``, and the weights take an exponentiated-gradient
+    step on the alignments ``a_j = <g_j, g_spe>_P`` of the basis gradients ``g_j = grad L_j``::
 
-        w <- softmax(log w + step_size * <g_j, g_spe>_P)
+        w <- softmax(log w + step_size * a)
         w_used <- ema * w_used + (1 - ema) * w
 
     (Fan, Grangier, Ablin, 2024; the exact update is reconstructed from the paper's summary:
@@ -217,6 +217,16 @@ class DGA(MixingMethod):
     optimizer's Adam second-moment preconditioner with ``preconditioning='adam'`` (the
     alignment the Adam update itself sees). The training mixture is
     ``alpha = w_used @ bases``.
+
+    The alignments never need the ``p`` basis gradients themselves: ``a_j`` is the mean over
+    stratum ``j`` of the directional derivatives ``<grad l_s, v>`` of the per-sequence losses
+    along ``v = P^{-1} g_spe``. ``alignment='finite_difference'`` (default) gets all of them
+    from one extra forward pass without autograd, ``l_s(theta + eps v) - l_s(theta)`` over
+    ``eps``, reusing the training forward for ``l_s(theta)``; ``'forward_ad'`` computes them
+    exactly with forward-mode autodiff (a few forwards' cost; the model's operations must
+    support it); ``'backward'`` forms every ``g_j`` with one batched backward pass (exact, and
+    costs about ``p`` backward passes). An update step therefore costs one training step plus
+    the specific gradient plus one forward pass.
 
     The distribution-reweighting variant passes ``bases``: rows are distributions over the
     generic domains (for example histograms of many fine-grained domains over k-means
@@ -245,6 +255,13 @@ class DGA(MixingMethod):
         Initial weights over the bases (default uniform).
     eps : float, default=1e-8
         Added to the preconditioner's denominator.
+    alignment : {'finite_difference', 'forward_ad', 'backward'}, default='finite_difference'
+        How the alignments are computed (see above). The finite difference needs a
+        deterministic forward pass (no active dropout): with dropout, ``l_s(theta)`` is
+        re-evaluated in eval mode with one more forward pass.
+    fd_step : float, default=1e-4
+        Relative finite-difference step: the perturbation ``eps v`` has norm
+        ``fd_step * ||theta||``.
 
     Attributes
     ----------
@@ -271,8 +288,12 @@ class DGA(MixingMethod):
 
     def __init__(self, n_domains, *, specific, update_every=10, step_size=1.0, ema=0.5,
                  preconditioning="none", bases=None, specific_batch_size=None,
-                 generic_domains=None, init=None, eps=1e-8):
+                 generic_domains=None, init=None, eps=1e-8, alignment="finite_difference",
+                 fd_step=1e-4):
         super().__init__(n_domains, generic_domains=generic_domains)
+        self.alignment = check_option(alignment, "alignment",
+                                      ("finite_difference", "forward_ad", "backward"))
+        self.fd_step = check_positive(fd_step, "fd_step")
         self.update_every = check_int(update_every, "update_every", min_value=1)
         self.step_size = check_positive(step_size, "step_size", strict=False)
         self.ema = check_in_range(ema, "ema", 0.0, 1.0, closed="left")
@@ -398,38 +419,101 @@ class DGA(MixingMethod):
         return torch.cat(out)
 
     def loss_fn(self, model, x, y, state):
-        """Training loss; on update steps also computes the basis gradients and updates."""
+        """Training loss; on update steps also computes the alignments and updates."""
         if state.mode != "train" or self._strata is None:
             return default_loss(model, x, y, state)
-        net = state.model  # per-stratum gradients are reduced by hand, not by DDP hooks
-        params = state.parameters()
-        logits = net(x)
-        tok = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
-                              reduction="none").view(y.shape)
-        per_seq = tok.mean(dim=1)
+        if self.alignment == "backward":
+            return self._loss_backward(model, x, y, state)
         rank, world = state.rank, state.world_size
-        n_local = x.shape[0]
+        logits = model(x)  # the DDP wrapper under torchrun: its hooks reduce the gradient
+        per_seq = _per_sequence_loss(logits, y)
+        onehot, counts, loss_sums = self._strata_stats(per_seq, rank, x.shape[0], world)
+        w_used = torch.as_tensor(self.basis_weights_, dtype=torch.float32,
+                                 device=per_seq.device)
+        per_stratum = w_used / counts.clamp_min(1.0)  # weight of one sequence of stratum j
+        # DDP averages the ranks' gradients: scale by world so that the sum is the mixture's
+        loss = (per_stratum @ (onehot @ per_seq.float())) * world
+        v = self._specific_direction(state, rank, world)
+        deriv = self._directional_derivatives(state, x, y, per_seq.detach(), v)
+        sums = onehot.float() @ deriv.float()
+        if world > 1:
+            dist.all_reduce(sums)
+        scores = (sums / counts.clamp_min(1.0)).double().cpu().numpy()
+        scores[counts.cpu().numpy() == 0] = 0.0
+        self._update(scores, state)
+        value = (w_used @ (loss_sums / counts.clamp_min(1.0))).to(per_seq.dtype)
+        return value + (loss - loss.detach()).to(per_seq.dtype)
+
+    def _strata_stats(self, per_seq, rank, n_local, world):
+        """One-hot strata of the local rows, and the global stratum counts and loss sums."""
         ids = self._strata[rank * n_local:(rank + 1) * n_local].to(per_seq.device)
         p = self.bases.shape[0]
         onehot = (ids[None, :] == torch.arange(p, device=ids.device)[:, None]).to(
             per_seq.dtype)  # (p, n_local)
         counts = onehot.sum(dim=1).float()
         loss_sums = (onehot @ per_seq.detach()).float()
+        if world > 1:
+            dist.all_reduce(counts)
+            dist.all_reduce(loss_sums)
+        return onehot, counts, loss_sums
+
+    def _specific_direction(self, state, rank, world):
+        """``v = P^{-1} g_spe``: the preconditioned gradient of a specific batch (flat)."""
+        size = self.specific_batch_size or self._batch_size
+        xs, ys = self._specific_batch(state, size)
+        if world > 1:
+            xs = xs[rank * (size // world):(rank + 1) * (size // world)]
+            ys = ys[rank * (size // world):(rank + 1) * (size // world)]
+        g_spe = state.gradient(xs, ys).float()
+        pre = self._preconditioner(state, state.parameters())
+        return g_spe if pre is None else g_spe / pre
+
+    def _directional_derivatives(self, state, x, y, per_seq, v):
+        """``<grad l_s(theta), v>`` for every local sequence ``s``, shape (n_local,)."""
+        net = state.model
+        named = [(n, q) for n, q in net.named_parameters() if q.requires_grad]
+        vs = [t.view_as(q) for t, (_, q) in zip(v.split([q.numel() for _, q in named]), named,
+                                                strict=True)]
+        if self.alignment == "forward_ad":
+            import torch.autograd.forward_ad as fwad
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            with torch.no_grad(), fwad.dual_level(), sdpa_kernel(SDPBackend.MATH):
+                duals = {n: fwad.make_dual(q.detach(), t.to(q.dtype))
+                         for (n, q), t in zip(named, vs, strict=True)}
+                out = _per_sequence_loss(torch.func.functional_call(net, duals, (x,)), y)
+                return fwad.unpack_dual(out).tangent.float()
+        with torch.no_grad():
+            vnorm = float(v.norm())
+            if vnorm == 0.0:
+                return torch.zeros_like(per_seq, dtype=torch.float32)
+            tnorm = float(torch.sqrt(sum((q.float() ** 2).sum() for _, q in named)))
+            eps = self.fd_step * max(tnorm, 1.0) / vnorm
+            was_training = net.training
+            if was_training and _has_active_dropout(net):
+                net.eval()  # a deterministic pair of evaluations
+                per_seq = _per_sequence_loss(net(x), y)
+            try:
+                moved = {n: q + eps * t.to(q.dtype) for (n, q), t in zip(named, vs, strict=True)}
+                plus = _per_sequence_loss(torch.func.functional_call(net, moved, (x,)), y)
+            finally:
+                net.train(was_training)
+            return ((plus.double() - per_seq.double()) / eps).float()
+
+    def _loss_backward(self, model, x, y, state):
+        """Update step with every basis gradient formed by one batched backward pass."""
+        net = state.model  # per-stratum gradients are reduced by hand, not by DDP hooks
+        params = state.parameters()
+        per_seq = _per_sequence_loss(net(x), y)
+        rank, world = state.rank, state.world_size
+        onehot, counts, loss_sums = self._strata_stats(per_seq, rank, x.shape[0], world)
         sums = self._stratum_gradient_sums(per_seq, onehot, params)
         if world > 1:
             dist.all_reduce(sums)
-            dist.all_reduce(counts)
-            dist.all_reduce(loss_sums)
         g = sums / counts.clamp_min(1.0)[:, None]
         self._last_norm = float(g.norm(dim=1)[counts > 0].mean())
-        size = self.specific_batch_size or self._batch_size
-        xs, ys = self._specific_batch(state, size)
-        xs = xs[rank * (size // world):(rank + 1) * (size // world)] if world > 1 else xs
-        ys = ys[rank * (size // world):(rank + 1) * (size // world)] if world > 1 else ys
-        g_spe = state.gradient(xs, ys).float()
-        pre = self._preconditioner(state, params)
-        scores = (g @ g_spe) if pre is None else (g / pre) @ g_spe
-        scores = scores.double().cpu().numpy()
+        v = self._specific_direction(state, rank, world)
+        scores = (g @ v).double().cpu().numpy()
         scores[counts.cpu().numpy() == 0] = 0.0
         w_used = self.basis_weights_.copy()
         train_grad = (torch.as_tensor(w_used, dtype=g.dtype, device=g.device) @ g)
@@ -487,6 +571,18 @@ class DGA(MixingMethod):
         self.alignment_history_ = [np.asarray(a) for a in state["alignments"]]
 
 
+def _per_sequence_loss(logits, y):
+    """Mean next-token cross-entropy of every sequence, shape (batch,)."""
+    tok = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                          reduction="none").view(y.shape)
+    return tok.mean(dim=1)
+
+
+def _has_active_dropout(module):
+    return any(m.training and m.p > 0 for m in module.modules()
+               if isinstance(m, torch.nn.modules.dropout._DropoutNd))
+
+
 def _flat(grads, params, batch):
     """Concatenate per-parameter gradients (None: zeros) into rows of length n_params."""
     lead = () if batch is None else (batch,)
@@ -513,6 +609,8 @@ class DoGE(DGA):
     update_every : int, default=1
     **kwargs
         Other :class:`DGA` parameters (``bases``, ``specific_batch_size``, ...).
+        ``alignment`` must stay ``'backward'``: DoGE's scores are normalised by the basis
+        gradients' mean norm, which only that mode computes.
 
     Attributes
     ----------
@@ -522,8 +620,12 @@ class DoGE(DGA):
 
     def __init__(self, n_domains, *, specific, mu=0.01, clip=1.0, update_every=1, **kwargs):
         self.mu = check_positive(mu, "mu")
+        if kwargs.get("alignment", "backward") != "backward":
+            raise ValueError("DoGE needs alignment='backward' (its scores are normalised by "
+                             f"the basis gradients' norms), got {kwargs['alignment']!r}")
         self.clip = check_positive(clip, "clip")
         kwargs.setdefault("ema", 0.0)
+        kwargs.setdefault("alignment", "backward")  # the scores need every ||g_i||
         super().__init__(n_domains, specific=specific, update_every=update_every,
                          step_size=1.0 / self.mu, **kwargs)
         self.average_weights_ = self.weights_.copy()

@@ -8,13 +8,14 @@ from sciml_toolbox.nn.lm import DomainCorpus, TinyLM, TinyLMConfig, init_distrib
 from sciml_toolbox.nn.mixing import DGA
 
 
-def run(out=None):
+def run(out=None, alignment="finite_difference"):
     torch.set_num_threads(1)
     rank, world = init_distributed("gloo")
     corpus = DomainCorpus.synthetic(3, n_tokens=8000, seq_len=16, random_state=1)
     torch.manual_seed(0)
     model = TinyLM(TinyLMConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=16))
-    dga = DGA(2, specific="markov2", update_every=2, step_size=50.0, ema=0.5)
+    dga = DGA(2, specific="markov2", update_every=2, step_size=50.0, ema=0.5,
+              alignment=alignment)
     hist = train(model, corpus, dga, 6, lr=0.5, optimizer="sgd", grad_clip=None,
                  eval_windows=8, **dga.train_kwargs(batch_size=8))
     if out is not None and rank == 0:
@@ -25,6 +26,6 @@ def run(out=None):
 
 
 if __name__ == "__main__":
-    run(sys.argv[1])
+    run(sys.argv[1], sys.argv[2])
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
