@@ -5,6 +5,8 @@ the workbench:
 
 * generic: one model trained on the uniform mixture of the domains;
 * soup: a Soup-of-Experts trained on sampled histograms, instantiated at each held-out h;
+* soup (top-2): the same with sparse routing (``top_k=2``: two experts per specialist), the
+  variant whose instantiation reads 2 experts instead of the whole bank;
 * per-domain experts: one model per domain (k times the training compute); for each held-out h
   the best single expert is deployed (an oracle choice, favourable to this baseline);
 * MoE: a token-routed mixture of MLP experts (top-1 routing, as many experts as the soup),
@@ -12,7 +14,10 @@ the workbench:
 
 Every model gets the same number of optimizer steps and batch size (the experts: each). The
 specialist loss of a mixture h is sum_i h_i L_i (validation loss of domain i). Instantiation is
-timed for a 10M-parameter TinyLM with 32 experts (full bank) and with rank-8 experts.
+timed for a 10M-parameter TinyLM with 32 experts (full bank, rank-8 experts, dense or top-2
+routing), into a fresh model and into an existing one (``instantiate(h, out=model)``), beside
+two floors measured in the same run: the dense weighted sum over the bank alone, and the
+first touch of a fresh 10M-parameter buffer.
 
 Run: ``python benchmarks/bench_soup.py [--full]``.
 """
@@ -127,6 +132,16 @@ def study(quick):
         soup_losses.append(np.array(list(evaluate(m, c, max_windows=64).values())))
 
     t0 = time.perf_counter()
+    torch.manual_seed(0)
+    sparse = SoupOfExperts(cfg, n_experts=n_experts, n_domains=k, top_k=2, random_state=0)
+    train_soup(sparse, fresh(), steps, sampler=DomainHistogramSampler(k, support_size=2),
+               **train_kw)
+    out["soup_top2_train_s"] = time.perf_counter() - t0
+    print(f"top-2 soup trained in {out['soup_top2_train_s']:.0f} s", flush=True)
+    sparse_losses = [np.array(list(evaluate(sparse.instantiate(h), c, max_windows=64).values()))
+                     for h in heldout]
+
+    t0 = time.perf_counter()
     expert_losses = []
     for i in range(k):
         torch.manual_seed(0)
@@ -152,44 +167,54 @@ def study(quick):
             "entropy_floor": _specialist(entropy, h),
             "generic": _specialist(gen_losses, h),
             "soup": _specialist(soup_losses[j], h),
+            "soup_top2": _specialist(sparse_losses[j], h),
             "best_expert": min(_specialist(el, h) for el in expert_losses),
             "moe": _specialist(moe_losses, h),
         })
     out["mixtures"] = rows
-    for key in ("generic", "soup", "best_expert", "moe", "entropy_floor"):
+    for key in ("generic", "soup", "soup_top2", "best_expert", "moe", "entropy_floor"):
         out[f"mean_{key}"] = float(np.mean([r[key] for r in rows]))
     out["soup_beats_generic_share"] = float(np.mean([r["soup"] < r["generic"] for r in rows]))
+    out["soup_top2_beats_generic_share"] = float(np.mean([r["soup_top2"] < r["generic"]
+                                                          for r in rows]))
     out["instantiate_ms_small"] = float(np.median(inst_ms))
     return out
+
+
+def _median_ms(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(1e3 * (time.perf_counter() - t0))
+    return float(np.median(times))
 
 
 def instantiation(quick):
     torch.set_grad_enabled(False)
     cfg = TinyLMConfig.from_size("10M", max_seq_len=64)
+    repeats = 5 if quick else 15
+    h = np.full(16, 1 / 16)
     res = {}
-    for label, rank in (("full", None), ("rank8", 8)):
-        soup = SoupOfExperts(cfg, n_experts=32, n_domains=16, rank=rank)
-        h = np.full(16, 1 / 16)
-        soup.instantiate(h)  # warm-up
-        times = []
-        for _ in range(3 if quick else 10):
-            t0 = time.perf_counter()
-            soup.instantiate(h)
-            times.append(1e3 * (time.perf_counter() - t0))
+    for label, rank, top_k in (("full", None, None), ("full_top2", None, 2),
+                               ("rank8", 8, None), ("rank8_top2", 8, 2)):
+        soup = SoupOfExperts(cfg, n_experts=32, n_domains=16, rank=rank, top_k=top_k)
+        model = soup.instantiate(h)
         res[label] = {"base_params": soup.base_num_parameters(),
                       "bank_params": sum(p.numel() for p in soup.bank.parameters()),
-                      "instantiate_ms": float(np.median(times))}
-        del soup
-    # the arithmetic floor: one (32,) x (32, n_params) weighted sum, no model building
+                      "instantiate_ms": _median_ms(lambda s=soup: s.instantiate(h), repeats),
+                      "instantiate_into_ms": _median_ms(
+                          lambda s=soup, m=model: s.instantiate(h, out=m), repeats)}
+        del soup, model
+    # the floors: the dense (32,) x (32, n_params) weighted sum alone, and writing a fresh
+    # n_params buffer for the first time (page faults, paid by every new model)
     n = res["full"]["base_params"]
     bank = torch.randn(32, n)
     phi = torch.randn(32)
-    t = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        phi @ bank
-        t.append(1e3 * (time.perf_counter() - t0))
-    res["weighted_sum_floor_ms"] = float(np.median(t))
+    res["weighted_sum_floor_ms"] = _median_ms(lambda b=bank: phi @ b, repeats)
+    del bank
+    res["fresh_buffer_floor_ms"] = _median_ms(lambda: torch.empty(n).fill_(1.0), repeats)
     torch.set_grad_enabled(True)
     return res
 
@@ -201,13 +226,16 @@ def main(argv=None):
     res = {"study": study(quick), "instantiation": instantiation(quick)}
     s = res["study"]
     print(f"specialist loss (mean over {len(s['mixtures'])} held-out mixtures, nats/token):")
-    for key in ("entropy_floor", "generic", "soup", "best_expert", "moe"):
+    for key in ("entropy_floor", "generic", "soup", "soup_top2", "best_expert", "moe"):
         print(f"  {key:<14} {s['mean_' + key]:.4f}")
-    print(f"  soup < generic on {100 * s['soup_beats_generic_share']:.0f}% of mixtures")
-    for label in ("full", "rank8"):
+    print(f"  soup < generic on {100 * s['soup_beats_generic_share']:.0f}% of mixtures, "
+          f"top-2 soup on {100 * s['soup_top2_beats_generic_share']:.0f}%")
+    for label in ("full", "full_top2", "rank8", "rank8_top2"):
         r = res["instantiation"][label]
-        print(f"instantiate 10M x 32 experts ({label}): {r['instantiate_ms']:.1f} ms")
-    print(f"weighted-sum floor: {res['instantiation']['weighted_sum_floor_ms']:.1f} ms")
+        print(f"instantiate 10M x 32 experts ({label}): {r['instantiate_ms']:.1f} ms new model, "
+              f"{r['instantiate_into_ms']:.1f} ms into an existing one")
+    print(f"floors: dense weighted sum {res['instantiation']['weighted_sum_floor_ms']:.1f} ms, "
+          f"fresh 10M buffer {res['instantiation']['fresh_buffer_floor_ms']:.1f} ms")
     write_result("soup", res, mode="quick" if quick else "full", out=args.out)
 
 
