@@ -32,7 +32,9 @@ from ..._validation import check_array, check_int, check_option, check_positive
 
 __all__ = ["SparseRepellency", "DenseRepulsion", "sparse_repellency_delta"]
 
-# number of elements of the (batch, candidates, dim) difference block built at once
+# number of elements of the (queries, references) distance block built at once (chunk_size=None)
+_BLOCK_ELEMENTS = 1 << 21
+# number of elements of the (pairs, dim) block of exact differences built at once
 _MAX_BLOCK = 1 << 22
 
 
@@ -43,14 +45,78 @@ def _flatten(x, name):
     return xp.reshape(x, (x.shape[0], -1))
 
 
-def sparse_repellency_delta(x, reference, radius, *, chunk_size=65536, reference_sqnorm=None):
+# ------------------------------------------------------------------------------------------
+# the few operations outside the array API standard (one fast path each, generic fallback)
+# ------------------------------------------------------------------------------------------
+def _bias_minus_2_cross(x, z, bias, xp):
+    """``bias[None, :] - 2 x z^T``: one fused matrix product (torch ``addmm``) where possible."""
+    if namespace_name(xp) == "torch":
+        import torch
+
+        return torch.addmm(bias[None, :], x, z.mT, beta=1.0, alpha=-2.0)
+    return bias[None, :] - 2.0 * (x @ xp.matrix_transpose(z))
+
+
+def _segment_sum(values, index, n, xp):
+    """``out[i] = sum_{k: index[k] = i} values[k]``, shape ``(n,) + values.shape[1:]``."""
+    name = namespace_name(xp)
+    shape = (n,) + tuple(values.shape[1:])
+    if name == "torch":
+        out = xp.zeros(shape, dtype=values.dtype, device=device(values))
+        return out.index_add_(0, index, values)
+    if name == "numpy":
+        out = np.zeros(shape, dtype=values.dtype)
+        np.add.at(out, np.asarray(index), values)
+        return out
+    onehot = xp.astype(index[None, :] == xp.arange(n, device=device(values))[:, None],
+                       values.dtype)
+    if values.ndim == 1:
+        return xp.sum(onehot * values[None, :], axis=1)
+    return onehot @ values
+
+
+def _segment_max(values, index, n, xp):
+    """``out[i] = max_{k: index[k] = i} values[k]`` for non-negative 1-d values (0 if empty)."""
+    name = namespace_name(xp)
+    if name == "torch":
+        out = xp.zeros((n,), dtype=values.dtype, device=device(values))
+        return out.scatter_reduce_(0, index, values, reduce="amax")
+    if name == "numpy":
+        out = np.zeros((n,), dtype=values.dtype)
+        np.maximum.at(out, np.asarray(index), values)
+        return out
+    hit = index[None, :] == xp.arange(n, device=device(values))[:, None]
+    return xp.max(xp.where(hit, values[None, :], xp.zeros_like(values[None, :])), axis=1)
+
+
+def _expansion_slack(xsq, zsq_max, d, r2, xp, dtype):
+    """Per-row margin covering the rounding of ``|x|^2 + |z|^2 - 2 x.z`` (below ``d eps`` times
+    ``|x|^2 + |z|^2``), so that thresholding the expansion never drops a true candidate."""
+    eps = float(xp.finfo(dtype).eps)
+    return 8.0 * d * eps * (xsq + zsq_max) + 8.0 * eps * r2
+
+
+def _exact_pairs_delta(x, z, rows, cols, radius, n, xp):
+    """Correction and counts from the exact differences of candidate pairs ``(rows, cols)``."""
+    diff = xp.take(x, rows, axis=0) - xp.take(z, cols, axis=0)
+    dist = xp.sqrt(xp.sum(diff * diff, axis=1))
+    inside = (dist < radius) & (dist > 0)
+    w = xp.where(inside, radius / xp.where(inside, dist, xp.ones_like(dist)) - 1.0, 0.0)
+    delta = _segment_sum(w[:, None] * diff, rows, n, xp)
+    counts = _segment_sum(xp.astype(inside, xp.int64), rows, n, xp)
+    return delta, counts
+
+
+def sparse_repellency_delta(x, reference, radius, *, chunk_size=None, reference_sqnorm=None):
     """The SPELL correction of a batch against a reference set, by exact chunked search.
 
     Computes ``Delta_i = sum_k relu(r / ||x_i - z_k|| - 1) (x_i - z_k)`` (Kirchhof et al.,
-    2025). Candidates are found chunk by chunk from ``||x||^2 - 2 x.z + ||z||^2`` (one matrix
-    product per chunk); the correction is then evaluated from the exact differences of the few
-    candidate pairs, so a point inside one ball lands on its border to machine precision.
-    Pairs at distance 0 are ignored (the direction is undefined).
+    2025). Candidates are found chunk by chunk by thresholding ``||z||^2 - 2 x.z`` against
+    ``r^2 - ||x||^2`` (one fused matrix product per chunk, in the dtype of ``x``, with a margin
+    covering its rounding); the correction is then evaluated from the exact differences of the
+    candidate pairs only, so a point inside one ball lands on its border to machine precision
+    and queries outside every ball cost nothing beyond the product. Pairs at distance 0 are
+    ignored (the direction is undefined).
 
     Parameters
     ----------
@@ -60,10 +126,11 @@ def sparse_repellency_delta(x, reference, radius, *, chunk_size=65536, reference
         Ball centres, same namespace, device and dtype as ``x``.
     radius : float
         Ball radius ``r`` > 0.
-    chunk_size : int, default=65536
-        Number of references compared at once (memory ``n * chunk_size``).
+    chunk_size : int or None, default=None
+        Number of references compared at once (memory ``n * chunk_size``); ``None`` picks it
+        so that the distance block holds about two million entries (8 MB in float32).
     reference_sqnorm : array, shape (m,), optional
-        Precomputed ``||z_k||^2``.
+        Precomputed ``||z_k||^2`` (cache it when the reference is reused).
 
     Returns
     -------
@@ -74,38 +141,154 @@ def sparse_repellency_delta(x, reference, radius, *, chunk_size=65536, reference
     """
     xp = get_namespace(x, reference)
     n, d = x.shape
-    dev = device(x)
-    delta = xp.zeros_like(x)
-    counts = xp.zeros((n,), dtype=xp.int64, device=dev)
     m = reference.shape[0]
     if m == 0 or n == 0:
-        return delta, counts
+        return xp.zeros_like(x), xp.zeros((n,), dtype=xp.int64, device=device(x))
     if reference_sqnorm is None:
         reference_sqnorm = xp.sum(reference * reference, axis=1)
+    if chunk_size is None:
+        chunk_size = max(256, _BLOCK_ELEMENTS // max(1, n))
+    r2 = float(radius) ** 2
     xsq = xp.sum(x * x, axis=1)
-    eps = float(xp.finfo(x.dtype).eps)
-    r2 = radius * radius
-    # rounding error of the expanded distance is below (d * eps) (|x|^2 + |z|^2): keep a margin
-    slack = 8.0 * d * eps * (float(xp.max(xsq)) + float(xp.max(reference_sqnorm))) + 8 * eps * r2
-    piece = max(1, _MAX_BLOCK // max(1, n * d))
+    zsq_max = xp.max(reference_sqnorm)
+    # candidate test  ||z||^2 - 2 x.z < r^2 - ||x||^2 + slack, one threshold per query
+    thr = (r2 - xsq + _expansion_slack(xsq, zsq_max, d, r2, xp, x.dtype))[:, None]
+    piece = max(1, _MAX_BLOCK // max(1, d))
+    delta = counts = None
     for start in range(0, m, chunk_size):
         stop = min(start + chunk_size, m)
         z = reference[start:stop, ...]
-        zsq = reference_sqnorm[start:stop]
-        d2 = (xsq[:, None] + zsq[None, :]) - 2.0 * (x @ xp.matrix_transpose(z))
-        colmask = xp.any(d2 < r2 + slack, axis=0)
-        if not bool(xp.any(colmask)):
-            continue
-        cols = xp.nonzero(colmask)[0]
-        zc = xp.take(z, cols, axis=0)
-        for a in range(0, zc.shape[0], piece):
-            diff = x[:, None, :] - zc[None, a : min(a + piece, zc.shape[0]), :]
-            dist = xp.sqrt(xp.sum(diff * diff, axis=-1))
-            inside = (dist < radius) & (dist > 0)
-            w = xp.where(inside, radius / xp.where(inside, dist, xp.ones_like(dist)) - 1.0, 0.0)
-            delta = delta + xp.sum(w[..., None] * diff, axis=1)
-            counts = counts + xp.sum(xp.astype(inside, xp.int64), axis=1)
+        cand = _bias_minus_2_cross(x, z, reference_sqnorm[start:stop], xp) < thr
+        rows, cols = xp.nonzero(cand)
+        for a in range(0, rows.shape[0], piece):
+            b = min(a + piece, rows.shape[0])
+            dd, cc = _exact_pairs_delta(x, z, rows[a:b], cols[a:b], radius, n, xp)
+            delta = dd if delta is None else delta + dd
+            counts = cc if counts is None else counts + cc
+    if delta is None:
+        return xp.zeros_like(x), xp.zeros((n,), dtype=xp.int64, device=device(x))
     return delta, counts
+
+
+def _kmeans(z, k, *, n_iter=5):
+    """``(centres, labels)``: a few Lloyd iterations from evenly strided points of ``z``."""
+    xp = get_namespace(z)
+    m = z.shape[0]
+    centres = z[:: max(1, m // k), ...][:k, ...]
+    ones = xp.ones((m,), dtype=z.dtype, device=device(z))
+    for _ in range(n_iter):
+        lab = _nearest_centre(z, centres)
+        sizes = _segment_sum(ones, lab, centres.shape[0], xp)
+        safe = xp.where(sizes > 0, sizes, xp.ones_like(sizes))
+        centres = xp.where(sizes[:, None] > 0,
+                           _segment_sum(z, lab, centres.shape[0], xp) / safe[:, None], centres)
+    return centres, _nearest_centre(z, centres)
+
+
+def _nearest_centre(z, centres):
+    xp = get_namespace(z)
+    csq = xp.sum(centres * centres, axis=1)
+    m = z.shape[0]
+    chunk_rows = max(256, _BLOCK_ELEMENTS // centres.shape[0])
+    return xp.concat([
+        xp.argmin(_bias_minus_2_cross(z[a:min(a + chunk_rows, m), ...], centres, csq, xp),
+                  axis=1)
+        for a in range(0, m, chunk_rows)
+    ])
+
+
+class _CellPartition:
+    """References grouped into k-means cells: an exact bound that skips most of the search.
+
+    A query ``x`` can be within ``r`` of a reference of cell ``b`` only if
+    ``||x - c_b|| < R_b + r`` (triangle inequality), with ``c_b`` the cell's centre and ``R_b``
+    the largest distance of its members to it. Each call compares the queries with the centres
+    (one small product), splits the queries that can reach any cell into a few groups by the
+    coarse group of their nearest centre, and runs the exact search
+    (:func:`sparse_repellency_delta`) of each group against the members of the cells its
+    queries can reach. A step where every estimate is far from the reference costs the small
+    product only. Nothing is approximated: the bound only decides what is skipped.
+
+    The cells come from a few Lloyd iterations on a strided subsample (at most 64 points per
+    cell), in the reference's own namespace and on its device; the references are stored
+    sorted by cell. The query groups are a k-means of the centres into ``n_groups``.
+    """
+
+    def __init__(self, reference, reference_sqnorm, n_cells, *, n_groups=8, chunk_rows=65536):
+        xp = get_namespace(reference)
+        m, d = reference.shape
+        k = max(1, min(int(n_cells), m))
+        sub = reference[:: max(1, m // (64 * k)), ...]
+        centres, _ = _kmeans(sub, k)
+        lab = _nearest_centre(reference, centres)
+        order = xp.argsort(lab, stable=True)
+        self.reference = xp.take(reference, order, axis=0)
+        self.sqnorm = xp.take(reference_sqnorm, order, axis=0)
+        self.cell = xp.take(lab, order, axis=0)
+        # exact member-to-centre distances (not the expansion), inflated by their rounding
+        dist = xp.concat([
+            xp.sqrt(xp.sum((self.reference[a:min(a + chunk_rows, m), ...]
+                            - xp.take(centres, self.cell[a:min(a + chunk_rows, m)], axis=0))
+                           ** 2, axis=1))
+            for a in range(0, m, chunk_rows)
+        ])
+        eps = float(xp.finfo(reference.dtype).eps)
+        k = centres.shape[0]
+        self.cell_radius = _segment_max(dist, self.cell, k, xp) * (1.0 + 4.0 * d * eps)
+        self.centres = centres
+        self.centre_sqnorm = xp.sum(centres * centres, axis=1)
+        self.centre_sqnorm_max = xp.max(self.centre_sqnorm)
+        self.n_groups = max(1, min(int(n_groups), k))
+        _, self.group = _kmeans(centres, self.n_groups)
+
+    def search(self, x, radius, chunk_size=None):
+        """``(delta, counts)`` of :func:`sparse_repellency_delta` against the whole reference."""
+        xp = get_namespace(x)
+        n, d = x.shape
+        m = self.reference.shape[0]
+        r = float(radius)
+        dev = device(x)
+        delta = xp.zeros_like(x)
+        counts = xp.zeros((n,), dtype=xp.int64, device=dev)
+        xsq = xp.sum(x * x, axis=1)
+        reach = self.cell_radius + r
+        slack = _expansion_slack(xsq, self.centre_sqnorm_max, d, r * r, xp, x.dtype)
+        score = _bias_minus_2_cross(x, self.centres, self.centre_sqnorm, xp)  # + |x|^2: dist^2
+        near = score < (reach * reach)[None, :] - xsq[:, None] + slack[:, None]
+        active = xp.any(near, axis=1)
+        # group of each query (that of its nearest centre); queries that reach no cell: none
+        n_groups = self.n_groups
+        group = xp.where(active, xp.take(self.group, xp.argmin(score, axis=1), axis=0),
+                         n_groups)
+        sizes = to_numpy(_segment_sum(xp.ones((n,), dtype=xp.int64, device=dev), group,
+                                      n_groups + 1, xp))
+        if int(sizes[:n_groups].sum()) == 0:
+            return delta, counts
+        order = xp.argsort(group, stable=True)
+        xs = xp.take(x, order, axis=0)
+        near = xp.take(near, order, axis=0)
+        start = 0
+        for size in sizes[:n_groups].tolist():
+            if size == 0:
+                continue
+            stop = start + int(size)
+            keep = xp.take(xp.any(near[start:stop, ...], axis=0), self.cell, axis=0)
+            n_keep = int(xp.sum(xp.astype(keep, xp.int64)))
+            if n_keep == 0:
+                start = stop
+                continue
+            if n_keep > 0.75 * m:  # gathering would cost more than it saves
+                z, zsq = self.reference, self.sqnorm
+            else:
+                idx = xp.nonzero(keep)[0]
+                z, zsq = xp.take(self.reference, idx, axis=0), xp.take(self.sqnorm, idx, axis=0)
+            dg, cg = sparse_repellency_delta(xs[start:stop, ...], z, radius,
+                                             chunk_size=chunk_size, reference_sqnorm=zsq)
+            delta[start:stop, ...] = dg
+            counts[start:stop] = cg
+            start = stop
+        # back to the caller's order (``order`` is a permutation)
+        return _segment_sum(delta, order, n, xp), _segment_sum(counts, order, n, xp)
 
 
 class _ActivityMixin:
@@ -190,8 +373,15 @@ class SparseRepellency(_ActivityMixin):
         GPU, NumPy, ...). ``'faiss'``: a faiss index on the CPU for large reference sets
         (optional dependency ``faiss-cpu``); the correction is then computed from the exact
         differences of the pairs it returns.
-    chunk_size : int, default=65536
-        References compared at once by the exact search.
+    chunk_size : int or None, default=None
+        References compared at once by the exact search (``None``: about two million
+        distances per block, see :func:`sparse_repellency_delta`).
+    n_cells : int, 'auto' or None, default='auto'
+        The exact search first groups the references into ``n_cells`` k-means cells (once,
+        cached) and, at every call, skips the cells that no query can reach by the triangle
+        inequality (``||x - c|| >= R + r``); the result is the same as without cells.
+        ``'auto'``: ``min(1024, n_ref // 16)`` cells when there are at least 4096 references,
+        none below; ``None``: no cells.
     faiss_factory : str, default='Flat'
         ``faiss.index_factory`` description, e.g. ``'Flat'`` (exact), ``'IVF1024,Flat'`` or
         ``'HNSW32'`` (approximate: balls may be missed).
@@ -241,7 +431,8 @@ class SparseRepellency(_ActivityMixin):
         *,
         dynamic=False,
         index="exact",
-        chunk_size=65536,
+        chunk_size=None,
+        n_cells="auto",
         faiss_factory="Flat",
         faiss_nprobe=16,
         n_passes=1,
@@ -254,7 +445,11 @@ class SparseRepellency(_ActivityMixin):
             raise TypeError(f"dynamic must be a bool, got {dynamic!r}")
         self.dynamic = dynamic
         self.index = check_option(index, "index", ("exact", "faiss"))
-        self.chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
+        self.chunk_size = (None if chunk_size is None
+                           else check_int(chunk_size, "chunk_size", min_value=1))
+        if not (n_cells is None or (isinstance(n_cells, str) and n_cells == "auto")):
+            n_cells = check_int(n_cells, "n_cells", min_value=1)
+        self.n_cells = n_cells
         if not isinstance(faiss_factory, str):
             raise TypeError(f"faiss_factory must be a str, got {faiss_factory!r}")
         self.faiss_factory = faiss_factory
@@ -275,7 +470,7 @@ class SparseRepellency(_ActivityMixin):
                                  f"dimensions, got shape {tuple(reference.shape)}")
             self.reference = _flatten(reference, "reference")
             self._dim = self.reference.shape[1]
-        self._cache = None  # (key, reference in the working namespace, squared norms)
+        self._cache = None  # (key, reference in the working namespace, squared norms, cells)
         self._faiss = None
         self._faiss_ref = None
         self.reset_stats()
@@ -308,8 +503,14 @@ class SparseRepellency(_ActivityMixin):
                 ref = xp.astype(ref, like.dtype) if ref.dtype != like.dtype else ref
             else:
                 ref = from_numpy(to_numpy(ref), like)
-            self._cache = (key, ref, xp.sum(ref * ref, axis=1))
-        return self._cache[1], self._cache[2]
+            sqnorm = xp.sum(ref * ref, axis=1)
+            m = ref.shape[0]
+            n_cells = self.n_cells
+            if n_cells == "auto":
+                n_cells = min(1024, m // 16) if m >= 4096 else None
+            cells = None if n_cells is None else _CellPartition(ref, sqnorm, n_cells)
+            self._cache = (key, ref, sqnorm, cells)
+        return self._cache[1], self._cache[2], self._cache[3]
 
     def _faiss_index(self):
         if self._faiss is None:
@@ -335,11 +536,11 @@ class SparseRepellency(_ActivityMixin):
         if self.reference is None or self.n_reference_ == 0:
             return xp.zeros_like(flat), None
         if self.index == "exact":
-            ref, ref_sq = self._working_reference(flat)
-            delta, counts = sparse_repellency_delta(
-                flat, ref, self.radius, chunk_size=self.chunk_size, reference_sqnorm=ref_sq
-            )
-            return delta, counts
+            ref, ref_sq, cells = self._working_reference(flat)
+            if cells is not None:
+                return cells.search(flat, self.radius, chunk_size=self.chunk_size)
+            return sparse_repellency_delta(flat, ref, self.radius, chunk_size=self.chunk_size,
+                                           reference_sqnorm=ref_sq)
         index = self._faiss_index()
         xq = to_numpy(flat)
         lims, _, ids = index.range_search(

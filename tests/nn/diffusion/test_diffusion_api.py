@@ -209,6 +209,13 @@ def test_bad_chunk_size():
         SparseRepellency(np.zeros((2, 3)), radius=1.0, chunk_size=2.5)
 
 
+def test_bad_n_cells():
+    with pytest.raises(ValueError, match="n_cells"):
+        SparseRepellency(np.zeros((2, 3)), radius=1.0, n_cells=0)
+    with pytest.raises(TypeError, match="n_cells"):
+        SparseRepellency(np.zeros((2, 3)), radius=1.0, n_cells="many")
+
+
 def test_bad_dynamic_flag():
     with pytest.raises(TypeError, match="dynamic"):
         SparseRepellency(np.zeros((2, 3)), radius=1.0, dynamic="yes")

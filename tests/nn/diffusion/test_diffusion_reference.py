@@ -129,6 +129,39 @@ def test_correction_matches_naive_double_loop(xp, np_rng, chunk_size):
     np.testing.assert_allclose(out, q + 1.6 * expected, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("n_cells", [1, 5, 40, 400])
+def test_cell_pruned_search_matches_naive_double_loop(xp, np_rng, n_cells):
+    # clustered references (the cells prune) plus far queries (whole steps skipped)
+    z = np.concatenate([np_rng.normal(size=(40, 5)) + 6 * np_rng.normal(size=(1, 5))
+                        for _ in range(10)])
+    q = z[np_rng.integers(0, len(z), 50)] + 0.3 * np_rng.normal(size=(50, 5))
+    q = np.concatenate([q, 30 * np_rng.normal(size=(10, 5))])
+    r = 1.0
+    expected = naive_delta(q, z, r)
+    assert (np.abs(expected).sum(1) > 0).mean() > 0.3
+    spell = SparseRepellency(xp.asarray(z), radius=r, n_cells=n_cells, chunk_size=17)
+    delta = to_numpy(spell.correction(xp.asarray(q)))
+    np.testing.assert_allclose(delta, expected, rtol=1e-10, atol=1e-12)
+    # far away queries only: nothing to do, exactly zero
+    far = 100.0 + np_rng.normal(size=(5, 5))
+    assert np.all(to_numpy(spell.correction(xp.asarray(far))) == 0.0)
+
+
+def test_cell_pruned_search_float32_large_reference(np_rng):
+    # 'auto' cells kick in from 4096 references; float32 expansion margins stay conservative
+    z = (np_rng.normal(size=(6000, 16)) * 3).astype(np.float32)
+    q = (z[:64] + 0.5 * np_rng.normal(size=(64, 16))).astype(np.float32)
+    r = 2.5
+    expected = naive_delta(q, z, r)
+    spell = SparseRepellency(torch.from_numpy(z), radius=r)
+    assert spell._working_reference(torch.from_numpy(q))[2] is not None
+    delta = spell.correction(torch.from_numpy(q)).numpy()
+    np.testing.assert_allclose(delta, expected, rtol=1e-4, atol=1e-4)
+    plain = SparseRepellency(torch.from_numpy(z), radius=r, n_cells=None)
+    np.testing.assert_allclose(delta, plain.correction(torch.from_numpy(q)).numpy(), rtol=1e-5,
+                               atol=1e-5)
+
+
 def test_correction_float32_torch_images(np_rng):
     # image-shaped input (B, C, H, W) against flat references, float32
     z = np_rng.normal(size=(50, 12)).astype(np.float32)
