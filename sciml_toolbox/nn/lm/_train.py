@@ -221,6 +221,23 @@ class TrainState:
         return self.gradient(x, y, flatten=flatten)
 
 
+def per_sequence_loss(logits, y):
+    """Mean next-token cross-entropy of every sequence (in float32).
+
+    Parameters
+    ----------
+    logits : Tensor, shape (batch, seq_len, vocab)
+    y : LongTensor, shape (batch, seq_len)
+
+    Returns
+    -------
+    loss : Tensor, shape (batch,)
+    """
+    tok = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
+                          reduction="none").view(y.shape)
+    return tok.mean(dim=1)
+
+
 def default_loss(model, x, y, state=None):
     """Mean next-token cross-entropy of ``model(x)`` logits; records per-sequence losses.
 
@@ -235,10 +252,7 @@ def default_loss(model, x, y, state=None):
     -------
     loss : Tensor, shape ()
     """
-    logits = model(x)
-    tok = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
-                          reduction="none").view(y.shape)
-    per_seq = tok.mean(dim=1)
+    per_seq = per_sequence_loss(model(x), y)
     if state is not None and getattr(state, "mode", "train") == "train":
         state.per_sequence_loss = per_seq.detach()
     return per_seq.mean()

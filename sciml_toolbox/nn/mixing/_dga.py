@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from ..._validation import (
     check_array,
@@ -23,6 +22,7 @@ from ..._validation import (
     check_simplex,
 )
 from ..lm import Callback, default_loss
+from ..lm._train import per_sequence_loss
 
 __all__ = [
     "MixingMethod",
@@ -426,7 +426,7 @@ class DGA(MixingMethod):
             return self._loss_backward(model, x, y, state)
         rank, world = state.rank, state.world_size
         logits = model(x)  # the DDP wrapper under torchrun: its hooks reduce the gradient
-        per_seq = _per_sequence_loss(logits, y)
+        per_seq = per_sequence_loss(logits, y)
         onehot, counts, loss_sums = self._strata_stats(per_seq, rank, x.shape[0], world)
         w_used = torch.as_tensor(self.basis_weights_, dtype=torch.float32,
                                  device=per_seq.device)
@@ -481,7 +481,7 @@ class DGA(MixingMethod):
             with torch.no_grad(), fwad.dual_level(), sdpa_kernel(SDPBackend.MATH):
                 duals = {n: fwad.make_dual(q.detach(), t.to(q.dtype))
                          for (n, q), t in zip(named, vs, strict=True)}
-                out = _per_sequence_loss(torch.func.functional_call(net, duals, (x,)), y)
+                out = per_sequence_loss(torch.func.functional_call(net, duals, (x,)), y)
                 return fwad.unpack_dual(out).tangent.float()
         with torch.no_grad():
             vnorm = float(v.norm())
@@ -492,10 +492,10 @@ class DGA(MixingMethod):
             was_training = net.training
             if was_training and _has_active_dropout(net):
                 net.eval()  # a deterministic pair of evaluations
-                per_seq = _per_sequence_loss(net(x), y)
+                per_seq = per_sequence_loss(net(x), y)
             try:
                 moved = {n: q + eps * t.to(q.dtype) for (n, q), t in zip(named, vs, strict=True)}
-                plus = _per_sequence_loss(torch.func.functional_call(net, moved, (x,)), y)
+                plus = per_sequence_loss(torch.func.functional_call(net, moved, (x,)), y)
             finally:
                 net.train(was_training)
             return ((plus.double() - per_seq.double()) / eps).float()
@@ -504,7 +504,7 @@ class DGA(MixingMethod):
         """Update step with every basis gradient formed by one batched backward pass."""
         net = state.model  # per-stratum gradients are reduced by hand, not by DDP hooks
         params = state.parameters()
-        per_seq = _per_sequence_loss(net(x), y)
+        per_seq = per_sequence_loss(net(x), y)
         rank, world = state.rank, state.world_size
         onehot, counts, loss_sums = self._strata_stats(per_seq, rank, x.shape[0], world)
         sums = self._stratum_gradient_sums(per_seq, onehot, params)
@@ -569,13 +569,6 @@ class DGA(MixingMethod):
         self.basis_weights_ = np.asarray(state["basis"], dtype=np.float64)
         self.n_updates_ = int(state["n_updates"])
         self.alignment_history_ = [np.asarray(a) for a in state["alignments"]]
-
-
-def _per_sequence_loss(logits, y):
-    """Mean next-token cross-entropy of every sequence, shape (batch,)."""
-    tok = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
-                          reduction="none").view(y.shape)
-    return tok.mean(dim=1)
 
 
 def _has_active_dropout(module):
