@@ -341,6 +341,35 @@ def test_two_sample_normal_direction_is_unbiased_monte_carlo():
     assert np.max(np.abs(one - exact) / (se + 1e-12)) > 20  # clearly biased
 
 
+def test_two_half_relative_gradient_has_no_constraint_drift_monte_carlo():
+    """With gradients correlated with the B estimates (both from the same rows, as in CCA),
+    landing_direction(BX2=..., G2=...) has X^T B E[Psi] skew-symmetric (no drift off the
+    manifold on average); averaging the two halves' gradients into one G does not."""
+    rng = np.random.default_rng(1)
+    d, p, r, n_draws = 4, 2, 3, 40000
+    L = rng.standard_normal((d, d))
+    C = L @ L.T / d + np.eye(d)
+    X = 0.7 * rng.standard_normal((d, p))
+    V = rng.standard_normal((d, p))
+    chol = np.linalg.cholesky(C)
+    A1 = rng.standard_normal((n_draws, r, d)) @ chol.T
+    A2 = rng.standard_normal((n_draws, r, d)) @ chol.T
+    per_half, averaged = [], []
+    for k in range(n_draws):
+        B1X, B2X = A1[k].T @ (A1[k] @ X) / r, A2[k].T @ (A2[k] @ X) / r
+        G1, G2 = -A1[k].T @ (A1[k] @ V) / r, -A2[k].T @ (A2[k] @ V) / r
+        per_half.append(landing_direction(X, G1, B1X, omega=0.0, BX2=B2X, G2=G2))
+        averaged.append(landing_direction(X, 0.5 * (G1 + G2), B1X, omega=0.0, BX2=B2X))
+
+    def drift(samples):
+        T = np.einsum("ij,kjl->kil", X.T @ C, np.array(samples))  # X^T B D per draw
+        sym = 0.5 * (T + np.transpose(T, (0, 2, 1)))
+        return np.abs(sym.mean(0)) / (sym.std(0) / np.sqrt(n_draws))
+
+    assert np.max(drift(per_half)) < 5
+    assert np.max(drift(averaged)) > 20
+
+
 def _synthetic_cca(n, d, p, seed):
     rng = np.random.default_rng(seed)
     Z = rng.standard_normal((n, p))
