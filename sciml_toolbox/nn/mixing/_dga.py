@@ -259,6 +259,11 @@ class DGA(MixingMethod):
         How the alignments are computed (see above). The finite difference needs a
         deterministic forward pass (no active dropout): with dropout, ``l_s(theta)`` is
         re-evaluated in eval mode with one more forward pass.
+    smoothing : float in [0, 1), default=0.0
+        After every mirror-descent step the iterate is mixed with the uniform distribution,
+        ``w <- (1 - smoothing) w + smoothing / p`` (the smoothing of DoReMi, Xie et al., 2023):
+        no basis weight falls below ``smoothing / p``, so a basis that the weights left can
+        come back when its alignment recovers instead of staying locked out.
     fd_step : float, default=1e-4
         Relative finite-difference step: the perturbation ``eps v`` has norm
         ``fd_step * ||theta||``.
@@ -289,8 +294,9 @@ class DGA(MixingMethod):
     def __init__(self, n_domains, *, specific, update_every=10, step_size=1.0, ema=0.5,
                  preconditioning="none", bases=None, specific_batch_size=None,
                  generic_domains=None, init=None, eps=1e-8, alignment="finite_difference",
-                 fd_step=1e-4):
+                 fd_step=1e-4, smoothing=0.0):
         super().__init__(n_domains, generic_domains=generic_domains)
+        self.smoothing = check_in_range(smoothing, "smoothing", 0.0, 1.0, closed="left")
         self.alignment = check_option(alignment, "alignment",
                                       ("finite_difference", "forward_ad", "backward"))
         self.fd_step = check_positive(fd_step, "fd_step")
@@ -438,8 +444,8 @@ class DGA(MixingMethod):
         sums = onehot.float() @ deriv.float()
         if world > 1:
             dist.all_reduce(sums)
-        scores = (sums / counts.clamp_min(1.0)).double().cpu().numpy()
-        scores[counts.cpu().numpy() == 0] = 0.0
+        scores = self._finish_scores((sums / counts.clamp_min(1.0)).double().cpu().numpy(),
+                                     counts)
         self._update(scores, state)
         value = (w_used @ (loss_sums / counts.clamp_min(1.0))).to(per_seq.dtype)
         return value + (loss - loss.detach()).to(per_seq.dtype)
@@ -467,6 +473,11 @@ class DGA(MixingMethod):
         g_spe = state.gradient(xs, ys).float()
         pre = self._preconditioner(state, state.parameters())
         return g_spe if pre is None else g_spe / pre
+
+    @staticmethod
+    def _finish_scores(scores, counts):
+        scores[counts.cpu().numpy() == 0] = 0.0  # a basis without sequences: no information
+        return scores
 
     def _directional_derivatives(self, state, x, y, per_seq, v):
         """``<grad l_s(theta), v>`` for every local sequence ``s``, shape (n_local,)."""
@@ -513,8 +524,7 @@ class DGA(MixingMethod):
         g = sums / counts.clamp_min(1.0)[:, None]
         self._last_norm = float(g.norm(dim=1)[counts > 0].mean())
         v = self._specific_direction(state, rank, world)
-        scores = (g @ v).double().cpu().numpy()
-        scores[counts.cpu().numpy() == 0] = 0.0
+        scores = self._finish_scores((g @ v).double().cpu().numpy(), counts)
         w_used = self.basis_weights_.copy()
         train_grad = (torch.as_tensor(w_used, dtype=g.dtype, device=g.device) @ g)
         self._update(scores, state)
@@ -551,6 +561,9 @@ class DGA(MixingMethod):
         self.alignment_history_.append(scores.copy())
         self.raw_weights_ = exponentiated_gradient_step(self.raw_weights_, scores,
                                                         self.step_size)
+        if self.smoothing:
+            p = self.raw_weights_.shape[0]
+            self.raw_weights_ = (1 - self.smoothing) * self.raw_weights_ + self.smoothing / p
         self.basis_weights_ = self.ema * self.basis_weights_ + (1 - self.ema) * self.raw_weights_
         self.basis_weights_ /= self.basis_weights_.sum()
         self.weights_ = self.basis_weights_ @ self.bases

@@ -149,3 +149,17 @@ def test_stratum_gradients_vectorised_and_loop_paths_agree(monkeypatch):
 
     monkeypatch.setattr(torch.autograd, "grad", no_batching)
     torch.testing.assert_close(DGA._stratum_gradient_sums(per_seq, onehot, params), ref)
+
+
+def test_smoothing_keeps_a_floor_and_matches_hand_computation():
+    dga = DGA(3, specific="s", step_size=1.0, ema=0.0, smoothing=0.3, init=[0.5, 0.3, 0.2])
+    dga._update(np.array([1.0, 0.0, -1.0]), None)
+    # mirror step by hand (see test_exponentiated_gradient_step_hand_computed), then mixed
+    md = np.array([0.5 * np.e, 0.3, 0.2 / np.e])
+    md /= md.sum()
+    np.testing.assert_allclose(dga.raw_weights_, 0.7 * md + 0.1, rtol=1e-12)
+    for _ in range(50):  # a basis pushed out keeps at least smoothing / p
+        dga._update(np.array([1e3, -1e3, -1e3]), None)
+    assert dga.weights_.min() >= 0.1 - 1e-12 and np.isclose(dga.weights_.sum(), 1.0)
+    with pytest.raises(ValueError, match="smoothing"):
+        DGA(3, specific="s", smoothing=1.0)
