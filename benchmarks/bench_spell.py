@@ -8,11 +8,12 @@ Three parts, all in one process:
    sampling time: plain DDPM, SPELL, SPELL dynamic, and a dense particle-guidance-style RBF
    repulsion (the anchor).
 2. overhead: sampling time with SPELL over 1e4 references of dimension 64 vs plain sampling
-   (target <= 1.5x).
+   (target <= 1.5x): median of interleaved repeats after a warm-up, same threads.
 3. scaling: one SPELL call (batch 256) against 1e5 (quick) or 1e6 (``--full``) references of
-   dimension 64: exact chunked search (torch) vs faiss (Flat, IVF).
+   dimension 64: exact chunked search (torch, with and without cells) vs faiss (Flat, IVF;
+   skipped when the optional ``faiss-cpu`` is not installed).
 
-``python benchmarks/bench_spell.py [--full] [--device cuda]``
+``python benchmarks/bench_spell.py [--full] [--device cuda] [--threads N] [--parts ...]``
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help="result JSON path")
     p.add_argument("--device", default="cpu", help="torch device (cpu or cuda)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--parts", nargs="+", default=["quality", "overhead", "scaling"],
+                   choices=["quality", "overhead", "scaling"],
+                   help="parts to run (overhead needs quality's model)")
     return p.parse_args(argv)
 
 
@@ -129,8 +133,36 @@ def quality(args, rows):
     }
 
 
+def _median_times(fns, repeat, sync=None):
+    """Median wall and CPU seconds of each callable, run interleaved ``repeat`` times.
+
+    Every callable runs once first (warm-up), then the repeats alternate between them, so slow
+    phases of a shared machine hit all of them alike.
+    """
+    for fn in fns:
+        fn()
+    wall = [[] for _ in fns]
+    cpu = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            if sync is not None:
+                sync()
+            wall[i].append(time.perf_counter() - t0)
+            cpu[i].append(time.process_time() - c0)
+    return [float(np.median(w)) for w in wall], [float(np.median(c)) for c in cpu]
+
+
 def overhead(args, model, schedule):
-    """Sampling time with SPELL over 1e4 references vs plain sampling."""
+    """Sampling time with SPELL over 1e4 references vs plain sampling.
+
+    One ``SparseRepellency`` object is built (its cells timed as ``build_s``) and reused, as a
+    user sampling several batches would; plain and SPELL sampling then run the same number of
+    steps with the same threads, interleaved, ``repeat`` times after one warm-up each, and the
+    medians are compared (wall clock, and process CPU time, which a loaded machine disturbs
+    less). ``ratio_with_build`` charges the whole build to a single batch.
+    """
     dev = torch.device(args.device)
     real, _ = load_digits_images()
     g = torch.Generator().manual_seed(0)
@@ -138,18 +170,34 @@ def overhead(args, model, schedule):
     ref = (real.repeat(reps, 1, 1, 1)[:10_000] + 0.1 * torch.randn(10_000, 1, 8, 8, generator=g))
     ref = ref.to(dev)
     shape = (256, 1, 8, 8)
+    n_steps = 50
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
 
     def run(rep):
-        return ddpm_sample(model, shape, schedule, n_steps=50, repellency=rep,
+        return ddpm_sample(model, shape, schedule, n_steps=n_steps, repellency=rep,
                            generator=torch.Generator().manual_seed(0), device=dev)
 
-    t_plain = timeit(lambda: run(None), repeat=2, sync=sync)
-    t_spell = timeit(lambda: run(SparseRepellency(ref, radius=RADIUS, record_stats=False)),
-                     repeat=2, sync=sync)
-    out = {"n_reference": 10_000, "batch": 256, "n_steps": 50, "plain_s": t_plain,
-           "spell_s": t_spell, "ratio": t_spell / t_plain}
-    print(out)
+    spells = {}
+    build = {}
+    for label, n_cells in (("cells", "auto"), ("no_cells", None)):
+        spell = SparseRepellency(ref, radius=RADIUS, n_cells=n_cells, record_stats=False)
+        t0 = time.perf_counter()
+        spell.correction(ref[:1])  # moves the reference, squared norms, cells
+        if sync is not None:
+            sync()
+        build[label] = time.perf_counter() - t0
+        spells[label] = spell
+    repeat = 9 if args.full else 7
+    wall, cpu = _median_times([lambda: run(None), lambda: run(spells["cells"]),
+                               lambda: run(spells["no_cells"])], repeat, sync=sync)
+    out = {"n_reference": 10_000, "batch": shape[0], "n_steps": n_steps, "repeat": repeat,
+           "n_cells": spells["cells"]._working_reference(ref[:1])[2].centres.shape[0],
+           "plain_s": wall[0], "spell_s": wall[1], "ratio": wall[1] / wall[0],
+           "build_s": build["cells"], "ratio_with_build": (wall[1] + build["cells"]) / wall[0],
+           "spell_no_cells_s": wall[2], "ratio_no_cells": wall[2] / wall[0],
+           "plain_cpu_s": cpu[0], "spell_cpu_s": cpu[1], "ratio_cpu": cpu[1] / cpu[0],
+           "ratio_no_cells_cpu": cpu[2] / cpu[0]}
+    print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()})
     return out
 
 
@@ -162,20 +210,31 @@ def scaling(args):
     radius = 4.0  # each query is inside its own ball, and a few others
     rows = []
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
-    exact = SparseRepellency(ref.to(dev), radius=radius, chunk_size=65536, record_stats=False)
     qd = q.to(dev)
-    exact.correction(qd)  # warm-up: moves the reference, computes norms
-    t = timeit(lambda: exact.correction(qd), repeat=3, sync=sync)
-    d_exact = exact.correction(qd).cpu()
-    rows.append({"index": f"exact-chunked ({dev.type})", "n_reference": n_ref, "step_s": t,
-                 "max_abs_diff_vs_exact": 0.0})
+    d_exact = None
+    for label, n_cells in (("exact-chunked", None), ("exact-chunked + cells", "auto")):
+        exact = SparseRepellency(ref.to(dev), radius=radius, n_cells=n_cells,
+                                 record_stats=False)
+        t0 = time.perf_counter()
+        exact.correction(qd)  # moves the reference, squared norms (and cells)
+        if sync is not None:
+            sync()
+        build = time.perf_counter() - t0
+        t = timeit(lambda exact=exact: exact.correction(qd), repeat=3, sync=sync)
+        d = exact.correction(qd).cpu()
+        d_exact = d if d_exact is None else d_exact
+        rows.append({"index": f"{label} ({dev.type})", "n_reference": n_ref, "step_s": t,
+                     "build_s": build, "max_abs_diff_vs_exact": float((d - d_exact).abs().max())})
+        del exact
     try:
         import faiss  # noqa: F401
     except ImportError:
-        print("faiss not installed: skipping the faiss rows")
-        return rows
+        print("faiss not installed (optional extra sciml-toolbox[faiss]): skipping the faiss rows")
+        faiss = None
     nlist = 1024 if args.full else 256
     for factory, nprobe in (("Flat", 1), (f"IVF{nlist},Flat", 16)):
+        if faiss is None:
+            break
         fa = SparseRepellency(ref, radius=radius, index="faiss", faiss_factory=factory,
                               faiss_nprobe=nprobe, record_stats=False)
         t0 = time.perf_counter()
@@ -187,6 +246,7 @@ def scaling(args):
         rows.append({"index": f"faiss {factory}", "n_reference": n_ref, "step_s": t,
                      "build_s": build, "max_abs_diff_vs_exact": float((d - d_exact).abs().max()),
                      "share_queries_differing": missed})
+        del fa
     base = rows[0]["step_s"]
     for r in rows:
         r["ratio_vs_exact"] = r["step_s"] / base
@@ -199,14 +259,17 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    rows = []
-    info = quality(args, rows)
-    model, schedule = info.pop("model"), info.pop("schedule")
-    over = overhead(args, model, schedule)
-    scale = scaling(args)
     payload = {"device": args.device, "torch_threads": torch.get_num_threads(),
-               "quality": {"settings": info, "rows": rows},
-               "overhead_1e4": over, "scaling": scale}
+               "parts": args.parts}
+    if "quality" in args.parts or "overhead" in args.parts:
+        rows = []
+        info = quality(args, rows)
+        model, schedule = info.pop("model"), info.pop("schedule")
+        payload["quality"] = {"settings": info, "rows": rows}
+        if "overhead" in args.parts:
+            payload["overhead_1e4"] = overhead(args, model, schedule)
+    if "scaling" in args.parts:
+        payload["scaling"] = scaling(args)
     name = "spell" if args.device == "cpu" else f"spell_{args.device}"
     write_result(name, payload, mode="full" if args.full else "quick", out=args.out)
 

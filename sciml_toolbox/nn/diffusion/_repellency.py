@@ -209,16 +209,18 @@ class _CellPartition:
     queries can reach. A step where every estimate is far from the reference costs the small
     product only. Nothing is approximated: the bound only decides what is skipped.
 
-    The cells come from a few Lloyd iterations on a strided subsample (at most 64 points per
+    The cells come from a few Lloyd iterations on a strided subsample (at most 32 points per
     cell), in the reference's own namespace and on its device; the references are stored
-    sorted by cell. The query groups are a k-means of the centres into ``n_groups``.
+    sorted by cell. The query groups are a k-means of the centres into ``n_groups``. When the
+    cells would leave more than 60% of the work (references without cluster structure), the
+    call falls back to one search of the reachable queries against all references.
     """
 
     def __init__(self, reference, reference_sqnorm, n_cells, *, n_groups=8, chunk_rows=65536):
         xp = get_namespace(reference)
         m, d = reference.shape
         k = max(1, min(int(n_cells), m))
-        sub = reference[:: max(1, m // (64 * k)), ...]
+        sub = reference[:: max(1, m // (32 * k)), ...]
         centres, _ = _kmeans(sub, k)
         lab = _nearest_centre(reference, centres)
         order = xp.argsort(lab, stable=True)
@@ -238,6 +240,8 @@ class _CellPartition:
         self.centres = centres
         self.centre_sqnorm = xp.sum(centres * centres, axis=1)
         self.centre_sqnorm_max = xp.max(self.centre_sqnorm)
+        ones = xp.ones((m,), dtype=reference.dtype, device=device(reference))
+        self.cell_size = _segment_sum(ones, self.cell, k, xp)
         self.n_groups = max(1, min(int(n_groups), k))
         _, self.group = _kmeans(centres, self.n_groups)
 
@@ -260,27 +264,35 @@ class _CellPartition:
         n_groups = self.n_groups
         group = xp.where(active, xp.take(self.group, xp.argmin(score, axis=1), axis=0),
                          n_groups)
-        sizes = to_numpy(_segment_sum(xp.ones((n,), dtype=xp.int64, device=dev), group,
-                                      n_groups + 1, xp))
-        if int(sizes[:n_groups].sum()) == 0:
+        member = xp.astype(group[None, :] == xp.arange(n_groups, device=dev)[:, None], x.dtype)
+        reach_g = (member @ xp.astype(near, x.dtype)) > 0  # (groups, cells)
+        work = xp.astype(reach_g, x.dtype) @ self.cell_size  # references each group scans
+        host = to_numpy(xp.concat([xp.sum(member, axis=1), work]))  # the one host transfer
+        sizes = [int(round(float(v))) for v in host[:n_groups]]
+        work = [int(round(float(v))) for v in host[n_groups:]]
+        if sum(sizes) == 0:
             return delta, counts
+        if sum(a * b for a, b in zip(sizes, work, strict=True)) > 0.6 * sum(sizes) * m:
+            # the cells barely prune (e.g. references without cluster structure): one search
+            rows = xp.nonzero(active)[0]
+            if rows.shape[0] == n:
+                return sparse_repellency_delta(x, self.reference, radius,
+                                               chunk_size=chunk_size, reference_sqnorm=self.sqnorm)
+            dg, cg = sparse_repellency_delta(xp.take(x, rows, axis=0), self.reference, radius,
+                                             chunk_size=chunk_size, reference_sqnorm=self.sqnorm)
+            return _segment_sum(dg, rows, n, xp), _segment_sum(cg, rows, n, xp)
         order = xp.argsort(group, stable=True)
         xs = xp.take(x, order, axis=0)
-        near = xp.take(near, order, axis=0)
         start = 0
-        for size in sizes[:n_groups].tolist():
-            if size == 0:
-                continue
-            stop = start + int(size)
-            keep = xp.take(xp.any(near[start:stop, ...], axis=0), self.cell, axis=0)
-            n_keep = int(xp.sum(xp.astype(keep, xp.int64)))
-            if n_keep == 0:
+        for g in range(n_groups):
+            stop = start + sizes[g]
+            if sizes[g] == 0 or work[g] == 0:
                 start = stop
                 continue
-            if n_keep > 0.75 * m:  # gathering would cost more than it saves
+            if work[g] > 0.75 * m:  # gathering would cost more than it saves
                 z, zsq = self.reference, self.sqnorm
             else:
-                idx = xp.nonzero(keep)[0]
+                idx = xp.nonzero(xp.take(reach_g[g, ...], self.cell, axis=0))[0]
                 z, zsq = xp.take(self.reference, idx, axis=0), xp.take(self.sqnorm, idx, axis=0)
             dg, cg = sparse_repellency_delta(xs[start:stop, ...], z, radius,
                                              chunk_size=chunk_size, reference_sqnorm=zsq)
