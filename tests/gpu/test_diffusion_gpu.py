@@ -21,12 +21,13 @@ def _naive(x, z, r):
     return (w[..., None] * (x[:, None] - z[None])).sum(1)
 
 
+@pytest.mark.parametrize("n_cells", ["auto", None])  # 5000 references: 'auto' builds cells
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_exact_search_on_cuda_matches_naive(dtype):
+def test_exact_search_on_cuda_matches_naive(dtype, n_cells):
     g = torch.Generator().manual_seed(0)
     z = torch.randn(5000, 16, generator=g, dtype=torch.float64)
     q = z[:64] + 0.3 * torch.randn(64, 16, generator=g, dtype=torch.float64)
-    spell = SparseRepellency(z.to("cuda", dtype), radius=2.0, chunk_size=1024)
+    spell = SparseRepellency(z.to("cuda", dtype), radius=2.0, chunk_size=1024, n_cells=n_cells)
     delta = spell.correction(q.to("cuda", dtype))
     assert delta.device.type == "cuda" and delta.dtype == dtype
     tol = 1e-10 if dtype == torch.float64 else 1e-4
