@@ -432,7 +432,7 @@ def _clone_with_parameters(module, params, prefix="", memo=None):
         return memo[id(module)]
     new = module.__class__.__new__(module.__class__)
     memo[id(module)] = new
-    new.__dict__ = {k: (v.copy() if type(v) in (dict, OrderedDict) else v)
+    new.__dict__ = {k: (v.copy() if type(v) in (dict, OrderedDict, set) else v)
                     for k, v in module.__dict__.items()}
     for name, p in module._parameters.items():
         if p is None:
