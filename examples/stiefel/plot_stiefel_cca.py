@@ -53,12 +53,15 @@ def subspace_gap(Wx, Wy):
 
 # %%
 # Stream minibatches of 64 images through ``partial_fit``, measuring the gap every 7 batches.
+# The step stays constant: in 25 passes this problem is still converging (a decay, e.g.
+# ``lr_decay_epochs=[...]`` counted in calls, pays off once the gap stops falling).
 rng = np.random.default_rng(0)
+n_batches = len(Xl) // 64
 cca = LandingCCA(n_components=p, reg=reg, random_state=0)
 seen, gaps, viol = [], [], []
 for _epoch in range(25):
     perm = rng.permutation(len(Xl))
-    for b in range(len(Xl) // 64):
+    for b in range(n_batches):
         idx = perm[64 * b : 64 * (b + 1)]
         cca.partial_fit(Xl[idx], Xr[idx])
         if b % 7 == 0:
@@ -77,13 +80,15 @@ print(f"sklearn CCA (NIPALS): {time.perf_counter() - t0:.2f} s, relative gap "
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.semilogy(seen, np.maximum(gaps, 1e-12), label="relative gap (subspace)")
-ax.semilogy(seen, viol, label="constraint violation of the iterate (batch)")
+ax.semilogy(seen, viol, label="constraint violation (moving average of batch statistics)")
 ax.set(xlabel="samples seen", title="LandingCCA.partial_fit on the digits halves")
 ax.legend()
 fig.tight_layout()
 plt.show()
 
 # %%
-# The constraint violation of the raw iterate stays at the level set by the minibatch noise;
-# the weights exposed as ``x_weights_`` and ``y_weights_`` are normalised with p x p
-# statistics, and the subspace they span approaches the closed-form one.
+# ``constraint_violation_`` after ``partial_fit`` is measured on a moving average of the batch
+# statistics, so it cannot fall below their noise even when the iterate itself lands on the
+# manifold (the benchmark measures the latter on the full data: it falls with the step). The
+# weights exposed as ``x_weights_`` and ``y_weights_`` are normalised with p x p statistics,
+# and the subspace they span approaches the closed-form one.
