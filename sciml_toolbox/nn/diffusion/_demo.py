@@ -9,9 +9,13 @@ import numpy as np
 
 from ..._demos import register_demo
 
-# a few hundred iterations per 10 s on a laptop core; the subset is small enough to be memorised
+# the subset is small enough to be memorised; a 2-block, 384-wide denoiser (0.9M parameters)
+# memorises about as much of it as the default 3-block, 512-wide one (69% vs 74% of the samples
+# within r of a training image) at half the training time (~25 s on two CPU cores)
 N_IMAGES = 64
 N_ITER = 2500
+HIDDEN = 384
+N_BLOCKS = 2
 RADIUS = 1.5
 N_SAMPLES = 256
 N_STEPS = 100
@@ -48,13 +52,21 @@ def demo(out_dir, device="cpu"):
     import matplotlib.pyplot as plt
     import torch
 
-    from . import SparseRepellency, ddpm_sample, load_digits_images, shield_share, train_ddpm
+    from . import (
+        DenoiserConfig,
+        SparseRepellency,
+        ddpm_sample,
+        load_digits_images,
+        shield_share,
+        train_ddpm,
+    )
     from ._metrics import nearest_distance, vendi_score
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    ddpm = train_ddpm(n_images=N_IMAGES, n_iter=N_ITER, random_state=0, device=device)
+    ddpm = train_ddpm(n_images=N_IMAGES, n_iter=N_ITER, random_state=0, device=device,
+                      config=DenoiserConfig(hidden=HIDDEN, n_blocks=N_BLOCKS))
     t_train = time.perf_counter() - t0
     kw = dict(n_steps=N_STEPS, device=device)
     t0 = time.perf_counter()
