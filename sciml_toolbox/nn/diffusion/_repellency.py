@@ -36,6 +36,9 @@ __all__ = ["SparseRepellency", "DenseRepulsion", "sparse_repellency_delta"]
 _BLOCK_ELEMENTS = 1 << 21
 # number of elements of the (pairs, dim) block of exact differences built at once
 _MAX_BLOCK = 1 << 22
+# the cells fall back to one plain scan when the groups would still scan more than this share
+# of (query, reference) pairs: smaller products and gathers cost more per pair
+_FALLBACK = 0.6
 
 
 def _flatten(x, name):
@@ -224,6 +227,8 @@ class _CellPartition:
         centres, _ = _kmeans(sub, k)
         lab = _nearest_centre(reference, centres)
         order = xp.argsort(lab, stable=True)
+        # the caller's order too: a plain scan of it is faster than of the cell-sorted copy
+        self.unsorted, self.unsorted_sqnorm = reference, reference_sqnorm
         self.reference = xp.take(reference, order, axis=0)
         self.sqnorm = xp.take(reference_sqnorm, order, axis=0)
         self.cell = xp.take(lab, order, axis=0)
@@ -272,14 +277,15 @@ class _CellPartition:
         work = [int(round(float(v))) for v in host[n_groups:]]
         if sum(sizes) == 0:
             return delta, counts
-        if sum(a * b for a, b in zip(sizes, work, strict=True)) > 0.6 * sum(sizes) * m:
+        if sum(a * b for a, b in zip(sizes, work, strict=True)) > _FALLBACK * sum(sizes) * m:
             # the cells barely prune (e.g. references without cluster structure): one search
             rows = xp.nonzero(active)[0]
+            z, zsq = self.unsorted, self.unsorted_sqnorm
             if rows.shape[0] == n:
-                return sparse_repellency_delta(x, self.reference, radius,
-                                               chunk_size=chunk_size, reference_sqnorm=self.sqnorm)
-            dg, cg = sparse_repellency_delta(xp.take(x, rows, axis=0), self.reference, radius,
-                                             chunk_size=chunk_size, reference_sqnorm=self.sqnorm)
+                return sparse_repellency_delta(x, z, radius, chunk_size=chunk_size,
+                                               reference_sqnorm=zsq)
+            dg, cg = sparse_repellency_delta(xp.take(x, rows, axis=0), z, radius,
+                                             chunk_size=chunk_size, reference_sqnorm=zsq)
             return _segment_sum(dg, rows, n, xp), _segment_sum(cg, rows, n, xp)
         order = xp.argsort(group, stable=True)
         xs = xp.take(x, order, axis=0)
