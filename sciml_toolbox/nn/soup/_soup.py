@@ -265,6 +265,8 @@ class SoupOfExperts(nn.Module):
                             dst.add_(shared[name])
                         else:
                             torch.add(flat[off:off + n].view(shape), shared[name], out=dst)
+                    elif not sel:  # every coefficient is zero (e.g. a zero-initialised router)
+                        dst.copy_(shared[name])
                     else:
                         # S + phi_j0 E_j0 in one pass, then the other chosen experts
                         rows = flat_bank[:, off:off + n]

@@ -202,3 +202,17 @@ def test_top_k_gradients_reach_only_chosen_experts():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in soup.router.parameters())
     with pytest.raises(ValueError, match="top_k"):
         SoupOfExperts(CFG, n_experts=3, n_domains=2, top_k=4)
+
+
+@pytest.mark.parametrize("rank", [None, 2])
+def test_top_k_with_all_zero_coefficients_gives_the_shared_model(rank):
+    soup = SoupOfExperts(CFG, n_experts=4, n_domains=2, top_k=2, rank=rank, random_state=5)
+    with torch.no_grad():
+        soup.router[2].weight.zero_()
+        soup.router[2].bias.zero_()
+    assert torch.count_nonzero(soup.coefficients([0.5, 0.5])) == 0
+    model = soup.instantiate([0.5, 0.5])
+    for (n, p), (m, q) in zip(model.named_parameters(), soup.shared.named_parameters(),
+                              strict=True):
+        assert n == m
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
