@@ -266,7 +266,7 @@ class DGA(MixingMethod):
         come back when its alignment recovers instead of staying locked out.
     fd_step : float, default=1e-4
         Relative finite-difference step: the perturbation ``eps v`` has norm
-        ``fd_step * ||theta||``.
+        ``fd_step * max(||theta||, 1)``.
 
     Attributes
     ----------
@@ -626,12 +626,11 @@ class DoGE(DGA):
 
     def __init__(self, n_domains, *, specific, mu=0.01, clip=1.0, update_every=1, **kwargs):
         self.mu = check_positive(mu, "mu")
-        if kwargs.get("alignment", "backward") != "backward":
+        if kwargs.setdefault("alignment", "backward") != "backward":
             raise ValueError("DoGE needs alignment='backward' (its scores are normalised by "
                              f"the basis gradients' norms), got {kwargs['alignment']!r}")
         self.clip = check_positive(clip, "clip")
         kwargs.setdefault("ema", 0.0)
-        kwargs.setdefault("alignment", "backward")  # the scores need every ||g_i||
         super().__init__(n_domains, specific=specific, update_every=update_every,
                          step_size=1.0 / self.mu, **kwargs)
         self.average_weights_ = self.weights_.copy()

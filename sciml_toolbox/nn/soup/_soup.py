@@ -229,14 +229,11 @@ class SoupOfExperts(nn.Module):
         """
         return self._merge(self.coefficients(h))
 
-    def _shared_params(self):
-        return dict(self.shared.named_parameters())
-
     def _merge(self, phi, out=None):
         """``S + sum_j phi_j E_j`` per parameter; without autograd, written into ``out``
         (a dict of name to tensor) when given, else into one fresh flat buffer."""
         params = {}
-        shared = self._shared_params()
+        shared = dict(self.shared.named_parameters())
         grad = torch.is_grad_enabled()
         sel = None
         if self.top_k is not None and self.top_k < self.n_experts:
@@ -360,7 +357,7 @@ class SoupOfExperts(nn.Module):
         phi = self.coefficients(h)
         if out is not None:
             dst = dict(out.named_parameters())
-            ref = self._shared_params()
+            ref = dict(self.shared.named_parameters())
             missing = [n for n in self.param_names if n not in dst]
             wrong = [n for n in self.param_names if n in dst and dst[n].shape != ref[n].shape]
             if missing or wrong or len(dst) != len(self.param_names):
@@ -445,7 +442,9 @@ def _clone_with_parameters(module, params, prefix="", memo=None):
         new._parameters[name] = memo[key]
     for name, b in module._buffers.items():
         if b is not None:
-            new._buffers[name] = memo.setdefault(id(b), b.clone())
+            if id(b) not in memo:
+                memo[id(b)] = b.clone()
+            new._buffers[name] = memo[id(b)]
     for name, child in module._modules.items():
         if child is not None:
             new._modules[name] = _clone_with_parameters(child, params, f"{prefix}{name}.", memo)
