@@ -109,6 +109,16 @@ def test_solve_and_inv(xp):
     np.testing.assert_allclose(aa.to_numpy(aa.inv(a)), np.linalg.inv(aa.to_numpy(a)), rtol=1e-10)
 
 
+@pytest.mark.parametrize("lower", [True, False])
+def test_solve_triangular_matches_scipy(xp, lower):
+    full = aa.to_numpy(_rand(xp, (5, 5))) + 5 * np.eye(5)
+    tri = np.tril(full) if lower else np.triu(full)
+    b = _rand(xp, (5, 3), seed=1)
+    x = aa.solve_triangular(aa.from_numpy(tri, b), b, lower=lower)
+    np.testing.assert_allclose(
+        aa.to_numpy(x), scipy.linalg.solve(tri, aa.to_numpy(b)), rtol=1e-10, atol=1e-12)
+
+
 def test_cholesky_qr_slogdet(xp):
     m = _rand(xp, (6, 4))
     spd = xp.matrix_transpose(m) @ m + xp.eye(4, dtype=xp.float64)

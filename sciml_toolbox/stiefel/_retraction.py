@@ -13,30 +13,9 @@ Comput. Optim. Appl. 72 (2019) 293-308.
 
 from __future__ import annotations
 
-import array_api_compat
-
-from .._array_api import cholesky, get_namespace, solve, sqrtm_psd
+from .._array_api import cholesky, get_namespace, solve_triangular, sqrtm_psd
 
 __all__ = ["cholesky_retraction", "polar_retraction"]
-
-
-def _solve_lower(L, R):
-    """``L^{-1} R`` for a lower-triangular ``L`` (p, p) and ``R`` (p, k): a triangular solve
-    (``trsm``, :math:`p^2k` flops) where the backend has one, a general solve otherwise."""
-    xp = get_namespace(L, R)
-    if array_api_compat.is_numpy_namespace(xp):
-        from scipy.linalg import solve_triangular  # noqa: PLC0415
-
-        return solve_triangular(L, R, lower=True, check_finite=False)
-    if array_api_compat.is_torch_namespace(xp):
-        import torch  # noqa: PLC0415
-
-        return torch.linalg.solve_triangular(L, R, upper=False)
-    if array_api_compat.is_cupy_namespace(xp):
-        from cupyx.scipy.linalg import solve_triangular  # noqa: PLC0415
-
-        return solve_triangular(L, R, lower=True)
-    return solve(L, R)
 
 
 def _gram(Y, BY, xp):
@@ -65,7 +44,7 @@ def cholesky_retraction(Y, BY):
     L = cholesky(_gram(Y, BY, xp))  # Y^T B Y = L L^T, R = L^T
     # X = Y L^{-T}  <=>  L X^T = Y^T; one triangular solve for Y and BY together
     n = Y.shape[0]
-    Z = _solve_lower(L, xp.concat([Y, BY], axis=0).T)
+    Z = solve_triangular(L, xp.concat([Y, BY], axis=0).T)
     return Z[:, :n].T, Z[:, n:].T
 
 
