@@ -156,3 +156,15 @@ def test_bad_constructor_arguments(corpus):
         DomainHistogramSampler(3, support_size=4)
     with pytest.raises(ValueError, match="tokens .* is empty"):
         estimate_histogram(DomainClassifier().fit(corpus), np.zeros(0, dtype=int))
+
+
+def test_top_k_survives_save_load_and_bad_top_k(tmp_path):
+    soup = SoupOfExperts(CFG, n_experts=4, n_domains=2, top_k=2, random_state=4)
+    soup.save(tmp_path / "soup.pt")
+    again = SoupOfExperts.load(tmp_path / "soup.pt")
+    assert again.top_k == 2
+    phi = again.coefficients([0.3, 0.7])
+    assert int(torch.count_nonzero(phi)) == 2
+    torch.testing.assert_close(phi, soup.coefficients([0.3, 0.7]))
+    with pytest.raises(ValueError, match="top_k"):
+        SoupOfExperts(CFG, n_experts=4, n_domains=2, top_k=0)
