@@ -187,6 +187,20 @@ def test_landing_ica_all_namespaces(xp):
     np.testing.assert_allclose(to_numpy(Xr), X, atol=1e-8)  # p = d: exact round trip
 
 
+
+def test_landing_ica_split_batch_all_namespaces(xp):
+    """split_batch=True (odd batch: the last row is dropped) agrees across namespaces and
+    differs from the one-batch run."""
+    rng = np.random.default_rng(1)
+    X = rng.laplace(size=(3000, 3)) @ rng.standard_normal((3, 3))
+    kw = dict(n_components=3, batch_size=301, max_epochs=3, random_state=0)
+    ref = LandingICA(split_batch=True, **kw).fit(X)
+    ica = LandingICA(split_batch=True, **kw).fit(xp.asarray(X))
+    np.testing.assert_allclose(to_numpy(ica.components_), ref.components_, rtol=1e-8, atol=1e-10)
+    one = LandingICA(split_batch=False, **kw).fit(X)
+    assert np.max(np.abs(one.components_ - ref.components_)) > 1e-6
+    assert ref.get_params()["split_batch"] is True
+
 # ------------------------------------------------------------------------- bad input
 def test_bad_B_not_psd():
     A, B = _pencil(10)

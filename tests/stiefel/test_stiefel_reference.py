@@ -425,3 +425,93 @@ def test_generalized_eigh_stochastic_B_documented_tolerance():
         w, V = generalized_eigh(A, B_zeta, p, n_features=d, max_iter=3000, random_state=0)
     assert _sin_max_angle(V_ref, V) < 0.3
     assert np.linalg.norm(V.T @ B @ V - np.eye(p)) < 0.2
+
+
+def _laplace_mixture(n, d, seed):
+    rng = np.random.default_rng(seed)
+    S = rng.laplace(size=(n, d))
+    Amix = rng.standard_normal((d, d))
+    return S @ Amix.T, Amix
+
+
+def _amari(W, Amix):
+    Pa = np.abs(W @ Amix)
+
+    def s(r):
+        return np.sum(np.sum(r**2, axis=1) / np.max(r**2, axis=1) - 1)
+
+    return (s(Pa) + s(Pa.T)) / (2 * Pa.shape[0])
+
+
+def test_ica_split_batch_direction_is_unbiased_monte_carlo():
+    """LandingICA's per-half estimates (ica_batch_estimates) against the full-data field of a
+    fixed finite dataset: batches of r = 6 rows drawn with replacement (so the two halves are
+    independent). With split=True, (a) the normal part E[landing_direction(0, BW, BX2=BW2)]
+    equals B W (W^T B W - I) with the full covariance B, and (b) the part of the whole
+    direction that moves the constraint, sym(W^T B E[D]), equals that of the full-data
+    direction (the tangent part keeps an O(1/r) bias, but a B-skew one: along the manifold).
+    Both within 5 Monte-Carlo standard errors; the one-batch estimates miss by > 20."""
+    from sciml_toolbox.stiefel._ica import ica_batch_estimates
+
+    X, _ = _laplace_mixture(300, 4, seed=3)
+    X = X - X.mean(0)
+    n, d, p, r, n_draws = X.shape[0], 4, 3, 6, 6000
+    rng = np.random.default_rng(4)
+    B = X.T @ X / n
+    W = 0.5 * rng.standard_normal((d, p)) / np.sqrt(np.trace(B))
+    G = X.T @ np.tanh(X @ W) / n
+    full_normal = normal_direction(W, B @ W)
+    full_sym = _sym_part(W.T @ B @ landing_direction(W, G, B @ W, omega=1.0))
+    zero = np.zeros((d, p))
+    samples = {"normal2": [], "normal1": [], "sym2": [], "sym1": []}
+    for _ in range(n_draws):
+        Xb = X[rng.integers(0, n, r)]
+        G1, BW1, G2, BW2, _ = ica_batch_estimates(W, Xb, True)
+        Gb, BWb, none1, none2, _ = ica_batch_estimates(W, Xb, False)
+        assert none1 is None and none2 is None
+        samples["normal2"].append(landing_direction(W, zero, BW1, omega=1.0, BX2=BW2))
+        samples["normal1"].append(landing_direction(W, zero, BWb, omega=1.0))
+        D2 = landing_direction(W, G1, BW1, omega=1.0, BX2=BW2, G2=G2)
+        D1 = landing_direction(W, Gb, BWb, omega=1.0)
+        samples["sym2"].append(_sym_part(W.T @ B @ D2))
+        samples["sym1"].append(_sym_part(W.T @ B @ D1))
+
+    def z(key, exact):
+        s = np.array(samples[key])
+        return np.max(np.abs(s.mean(0) - exact) / (s.std(0) / np.sqrt(n_draws) + 1e-15))
+
+    assert z("normal2", full_normal) < 5
+    assert z("sym2", full_sym) < 5
+    assert z("normal1", full_normal) > 20
+    assert z("sym1", full_sym) > 20
+
+
+def _sym_part(M):
+    return 0.5 * (M + M.T)
+
+
+def test_ica_split_batch_reaches_whitening_constraint():
+    """LandingICA with split_batch=True on Laplace sources (20k x 5, p = 5, r = 200, step x0.3
+    every 2 epochs from epoch 4, 16 epochs): the full-data whitening violation
+    ||W^T Cov(x) W - I||_F ends below 0.04 (measured 0.012-0.022 over 5 batch orders; the
+    docstring's numbers) while one batch for every factor (split_batch=False) stalls at the
+    bias floor (measured 0.094-0.097), and the Amari distance stays at the level of the
+    one-batch run (measured 0.0002-0.0009 vs 0.0002-0.0005)."""
+    from sciml_toolbox.stiefel import LandingICA
+
+    X, Amix = _laplace_mixture(20000, 5, seed=1)
+    kw = dict(n_components=5, batch_size=200, max_epochs=16, lr_decay=0.3,
+              lr_decay_epochs=(4, 6, 8, 10, 12, 14), random_state=0)
+    split = LandingICA(split_batch=True, **kw).fit(X)
+    one = LandingICA(split_batch=False, **kw).fit(X)
+    C = np.cov(X, rowvar=False, bias=True)
+    W = split.components_.T
+    assert np.linalg.norm(W.T @ C @ W - np.eye(5)) == pytest.approx(
+        split.constraint_violation_, rel=1e-8)
+    assert split.constraint_violation_ < 0.04
+    assert one.constraint_violation_ > 0.07
+    assert _amari(split.components_, Amix) < 0.005
+    assert _amari(one.components_, Amix) < 0.005
+    # the step is cut at the same epochs: the split run's violation falls, the other's does not
+    hist = split.history_["constraint_violation"]
+    assert hist[-1] < 0.2 * max(hist[1:5])
