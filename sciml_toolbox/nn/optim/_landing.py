@@ -73,6 +73,47 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
     The relative gradient never inverts B, so a rank-deficient minibatch covariance is fine.
     Works with any torch device; DTensor (FSDP2) parameters are not handled specially.
 
+    **Two independent minibatch estimates** (``BX2``, ``grad2``). With a random
+    :math:`B_\zeta = A_b^\top A_b / r`, the landing field multiplies estimates of B with each
+    other (:math:`B_\zeta X(X^\top B_\zeta X - I)`, and the relative gradient
+    :math:`\mathrm{skew}(GX^\top B_\zeta)B_\zeta X`); one minibatch used for every factor is
+    biased by its covariance, an :math:`O(1/r)` error that makes the iterate settle off the
+    manifold at a violation that no learning-rate decay removes. Split each batch in two
+    halves and pass ``BX`` (and the gradient in ``p.grad``) from the first half, ``BX2`` (and
+    ``grad2``) from the second: the direction is then formed as in
+    :func:`sciml_toolbox.stiefel.landing_direction` with ``BX2=`` / ``G2=``, whose normal part
+    is unbiased and whose tangent part has no constraint drift on average. Pass ``grad2``
+    whenever the loss is computed on the same rows as ``B_zeta`` (CCA, ICA, whitening
+    losses): a gradient correlated with both estimates is not unbiased. Leave it out only
+    when the gradient does not depend on the rows of ``B_zeta`` (``p.grad`` is then used for
+    both halves). The cost is that of one batch (products per half). The safe step then uses
+    :math:`(BX + BX_2)/2` (the whole batch) and the curvature from ``B`` (give the whole
+    batch's product, e.g. ``B=lambda V: A_b.T @ (A_b @ V) / r``) or ``lambda_max``. Momentum
+    keeps one buffer, of the two halves' mean gradient; each half's direction uses the
+    previous buffer plus its own gradient. With ``BX2=BX`` and ``grad2=p.grad`` the step is
+    the one-estimate step (up to rounding).
+
+    >>> import torch
+    >>> from sciml_toolbox.nn.optim import LandingGeneralizedStiefel
+    >>> g = torch.Generator().manual_seed(0)
+    >>> data = torch.randn(4000, 5, generator=g, dtype=torch.float64)
+    >>> X = torch.nn.Parameter(0.3 * torch.randn(5, 2, generator=g, dtype=torch.float64))
+    >>> opt = LandingGeneralizedStiefel([X], lr=0.2, lambda_max=2.0)
+    >>> def loss_fn(A):  # any loss whose rows are the ones that estimate B
+    ...     return -torch.log(torch.cosh(A @ X)).mean(0).sum()
+    >>> for A in data.split(100):
+    ...     A1, A2 = A[:50], A[50:]
+    ...     opt.zero_grad()
+    ...     loss_fn(A1).backward()                       # p.grad: first half
+    ...     grad2 = torch.autograd.grad(loss_fn(A2), [X])  # second half, in parameter order
+    ...     with torch.no_grad():
+    ...         BX, BX2 = A1.T @ (A1 @ X) / 50, A2.T @ (A2 @ X) / 50
+    ...     _ = opt.step(BX=BX, BX2=BX2, grad2=grad2)
+    >>> C = data.T @ data / 4000
+    >>> bool(torch.linalg.matrix_norm(X.detach().T @ C @ X.detach() - torch.eye(2,
+    ...      dtype=torch.float64)) < 0.3)
+    True
+
     Examples
     --------
     >>> import torch
@@ -140,7 +181,7 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                     )
 
     @torch.no_grad()
-    def step(self, closure=None, *, B=None, BX=None):
+    def step(self, closure=None, *, B=None, BX=None, BX2=None, grad2=None):
         """Take one landing step.
 
         Parameters
@@ -148,9 +189,20 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
         closure : callable, optional
             Re-evaluates the model and returns the loss.
         B : tensor (n, n), callable, dict or list, optional
-            The constraint matrix (or a minibatch estimate) for this step.
+            The constraint matrix (or a minibatch estimate) for this step. When ``BX`` is
+            given, ``B`` only serves the safe step (curvature ``tr(D^T B D)``).
         BX : tensor (n, p), dict or list, optional
             Precomputed ``B @ X`` for this step (the stochastic mode: ``A_b.T @ (A_b @ X) / r``).
+            With ``BX2``: the estimate from the first half of the batch.
+        BX2 : tensor (n, p), dict or list, optional
+            A second, independent estimate ``B_zeta' @ X`` (the second half of the batch), same
+            forms as ``BX`` (a dict may leave parameters out: they take a one-estimate step).
+            Needs ``BX`` for the same parameter. See the class notes.
+        grad2 : tensor (n, p), dict, list or tuple, optional
+            The gradient of the loss on the second half (``p.grad`` being the first half's),
+            e.g. the tuple returned by ``torch.autograd.grad(loss2, params)`` in the order of
+            the parameters over all groups (``None`` entries allowed). Needs ``BX2``; without
+            it, ``p.grad`` is used for both halves.
 
         Returns
         -------
@@ -189,18 +241,55 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                         f"BX must have the shape of the parameter {tuple(p.shape)}, got "
                         f"{tuple(BXp.shape)}"
                     )
+                BX2p = _lookup(BX2, p, index, "BX2")
+                G2 = _lookup(grad2, p, index, "grad2")
+                if BX2p is not None:
+                    if _lookup(BX, p, index, "BX") is None:
+                        raise ValueError(
+                            "BX2 (the second half's estimate) needs BX (the first half's) for "
+                            "the same parameter"
+                        )
+                    if tuple(BX2p.shape) != tuple(p.shape):
+                        raise ValueError(
+                            f"BX2 must have the shape of the parameter {tuple(p.shape)}, got "
+                            f"{tuple(BX2p.shape)}"
+                        )
+                if G2 is not None:
+                    if BX2p is None:
+                        raise ValueError(
+                            "grad2 (the second half's gradient) needs BX2 for the same "
+                            "parameter"
+                        )
+                    if tuple(G2.shape) != tuple(p.shape):
+                        raise ValueError(
+                            f"grad2 must have the shape of the parameter {tuple(p.shape)}, got "
+                            f"{tuple(G2.shape)}"
+                        )
                 G = p.grad
                 if group["weight_decay"]:
                     G = G + group["weight_decay"] * p
+                    if G2 is not None:
+                        G2 = G2 + group["weight_decay"] * p
                 if group["momentum"]:
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = G.detach().clone()
+                    if G2 is None:
+                        if buf is None:
+                            buf = state["momentum_buffer"] = G.detach().clone()
+                        else:
+                            buf.mul_(group["momentum"]).add_(G)
+                        G = buf
                     else:
-                        buf.mul_(group["momentum"]).add_(G)
-                    G = buf
-                D = landing_direction(p, G, BXp, omega=group["omega"])
+                        # one buffer (of the halves' mean); each half adds its own gradient to
+                        # the previous buffer, which is independent of this batch
+                        if buf is None:
+                            G, G2 = G.detach().clone(), G2.detach().clone()
+                            state["momentum_buffer"] = 0.5 * (G + G2)
+                        else:
+                            past = buf.mul_(group["momentum"]).clone()
+                            buf.add_(0.5 * (G + G2))
+                            G, G2 = past + G, past + G2
+                D = landing_direction(p, G, BXp, omega=group["omega"], BX2=BX2p, G2=G2)
                 eta = group["lr"]
                 if group["epsilon"] is not None:
                     if apply_B is not None:
@@ -210,7 +299,8 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                     else:
                         curv = None
                     if curv is not None:
-                        safe = safe_step_size(p, BXp, D, curv, epsilon=group["epsilon"])
+                        BXs = BXp if BX2p is None else 0.5 * (BXp + BX2p)
+                        safe = safe_step_size(p, BXs, D, curv, epsilon=group["epsilon"])
                         eta = torch.clamp(safe, max=group["lr"])
                 updates_p.append(p)
                 updates_d.append(-eta * D)
