@@ -267,6 +267,14 @@ class DGA(MixingMethod):
     fd_step : float, default=1e-4
         Relative finite-difference step: the perturbation ``eps v`` has norm
         ``fd_step * max(||theta||, 1)``.
+    normalize : {'none', 'std'}, default='none'
+        ``'std'`` standardises the alignments of every update across the bases,
+        ``a <- (a - mean(a)) / std(a)`` (zeros when they are all equal), before the
+        mirror-descent step. Raw alignments shrink by orders of magnitude during training
+        (thousands at the first updates of the benchmark's model, tenths later), so a fixed
+        ``step_size`` either saturates the weights early or barely moves them late;
+        standardised, ``step_size`` is the log-weight gap per update between a basis one
+        standard deviation above the mean and an average one, whatever the model and stage.
 
     Attributes
     ----------
@@ -277,7 +285,8 @@ class DGA(MixingMethod):
     raw_weights_ : ndarray, shape (n_bases,)
         ``w``: the mirror-descent iterate.
     alignment_history_ : list of ndarray
-        The alignment scores of every update.
+        The scores of every update as the mirror-descent step used them: the alignments,
+        standardised with ``normalize='std'``.
     n_updates_ : int
 
     Examples
@@ -294,8 +303,9 @@ class DGA(MixingMethod):
     def __init__(self, n_domains, *, specific, update_every=10, step_size=1.0, ema=0.5,
                  preconditioning="none", bases=None, specific_batch_size=None,
                  generic_domains=None, init=None, eps=1e-8, alignment="finite_difference",
-                 fd_step=1e-4, smoothing=0.0):
+                 fd_step=1e-4, smoothing=0.0, normalize="none"):
         super().__init__(n_domains, generic_domains=generic_domains)
+        self.normalize = check_option(normalize, "normalize", ("none", "std"))
         self.smoothing = check_in_range(smoothing, "smoothing", 0.0, 1.0, closed="left")
         self.alignment = check_option(alignment, "alignment",
                                       ("finite_difference", "forward_ad", "backward"))
@@ -554,6 +564,9 @@ class DGA(MixingMethod):
                                     params, None)[None] for j in range(p)])
 
     def _scores_transform(self, scores, state):
+        if self.normalize == "std":
+            sd = float(scores.std())
+            return (scores - scores.mean()) / sd if sd > 0.0 else np.zeros_like(scores)
         return scores
 
     def _update(self, scores, state):
@@ -630,6 +643,9 @@ class DoGE(DGA):
             raise ValueError("DoGE needs alignment='backward' (its scores are normalised by "
                              f"the basis gradients' norms), got {kwargs['alignment']!r}")
         self.clip = check_positive(clip, "clip")
+        if kwargs.get("normalize", "none") != "none":
+            raise ValueError("DoGE normalises its scores itself (by the mean basis gradient "
+                             f"norm): normalize must stay 'none', got {kwargs['normalize']!r}")
         kwargs.setdefault("ema", 0.0)
         super().__init__(n_domains, specific=specific, update_every=update_every,
                          step_size=1.0 / self.mu, **kwargs)

@@ -87,6 +87,8 @@ def test_errors(corpus):
         DGA(3, specific=None)
     with pytest.raises(ValueError, match="ema must be in"):
         DGA(3, specific="markov3", ema=1.0)
+    with pytest.raises(ValueError, match="normalize must stay 'none'"):
+        DoGE(3, specific="markov3", normalize="std")
     with pytest.raises(ValueError, match="preconditioning must be one of"):
         DGA(3, specific="markov3", preconditioning="shampoo")
     with pytest.raises(ValueError, match=r"bases\[1\] must sum to 1"):

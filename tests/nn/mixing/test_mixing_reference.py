@@ -163,3 +163,21 @@ def test_smoothing_keeps_a_floor_and_matches_hand_computation():
     assert dga.weights_.min() >= 0.1 - 1e-12 and np.isclose(dga.weights_.sum(), 1.0)
     with pytest.raises(ValueError, match="smoothing"):
         DGA(3, specific="s", smoothing=1.0)
+
+
+def test_standardised_alignments_match_hand_computation_and_are_scale_free():
+    scores = np.array([3.0, 1.0, -1.0])  # mean 1, population std sqrt(8/3)
+    z = (scores - 1.0) / np.sqrt(8.0 / 3.0)
+    dga = DGA(3, specific="s", step_size=0.7, ema=0.0, normalize="std")
+    dga._update(scores, None)
+    expected = np.exp(0.7 * z) / np.exp(0.7 * z).sum()  # uniform start: softmax of 0.7 z
+    np.testing.assert_allclose(dga.raw_weights_, expected, rtol=1e-12)
+    np.testing.assert_allclose(dga.alignment_history_[-1], z)  # the scores of the step
+    scaled = DGA(3, specific="s", step_size=0.7, ema=0.0, normalize="std")
+    scaled._update(1e4 * scores - 5.0, None)  # any positive scale and shift: the same step
+    np.testing.assert_allclose(scaled.raw_weights_, expected, rtol=1e-9)
+    flat = DGA(3, specific="s", step_size=0.7, ema=0.0, normalize="std")
+    flat._update(np.full(3, 2.5), None)  # equal alignments: no move, no division by zero
+    np.testing.assert_allclose(flat.raw_weights_, np.full(3, 1 / 3), rtol=1e-12)
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        DGA(3, specific="s", normalize="l2")
