@@ -236,11 +236,7 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                 )
                 if BXp is None:
                     BXp = apply_B(p)
-                if tuple(BXp.shape) != tuple(p.shape):
-                    raise ValueError(
-                        f"BX must have the shape of the parameter {tuple(p.shape)}, got "
-                        f"{tuple(BXp.shape)}"
-                    )
+                _check_like(BXp, p, "BX")
                 BX2p = _lookup(BX2, p, index, "BX2")
                 G2 = _lookup(grad2, p, index, "grad2")
                 if BX2p is not None:
@@ -249,22 +245,14 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                             "BX2 (the second half's estimate) needs BX (the first half's) for "
                             "the same parameter"
                         )
-                    if tuple(BX2p.shape) != tuple(p.shape):
-                        raise ValueError(
-                            f"BX2 must have the shape of the parameter {tuple(p.shape)}, got "
-                            f"{tuple(BX2p.shape)}"
-                        )
+                    _check_like(BX2p, p, "BX2")
                 if G2 is not None:
                     if BX2p is None:
                         raise ValueError(
                             "grad2 (the second half's gradient) needs BX2 for the same "
                             "parameter"
                         )
-                    if tuple(G2.shape) != tuple(p.shape):
-                        raise ValueError(
-                            f"grad2 must have the shape of the parameter {tuple(p.shape)}, got "
-                            f"{tuple(G2.shape)}"
-                        )
+                    _check_like(G2, p, "grad2")
                 G = p.grad
                 if group["weight_decay"]:
                     G = G + group["weight_decay"] * p
@@ -312,3 +300,10 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                 for p, d in zip(updates_p, updates_d, strict=True):
                     p.add_(d)
         return loss
+
+
+def _check_like(t, p, name):
+    """Raise if ``t`` (the argument ``name``) does not have the shape of the parameter ``p``."""
+    if tuple(t.shape) != tuple(p.shape):
+        raise ValueError(f"{name} must have the shape of the parameter {tuple(p.shape)}, got "
+                         f"{tuple(t.shape)}")
