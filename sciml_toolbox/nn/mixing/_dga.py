@@ -270,9 +270,9 @@ class DGA(MixingMethod):
     normalize : {'none', 'std'}, default='none'
         ``'std'`` standardises the alignments of every update across the bases,
         ``a <- (a - mean(a)) / std(a)`` (zeros when they are all equal), before the
-        mirror-descent step. Raw alignments shrink by orders of magnitude during training
-        (thousands at the first updates of the benchmark's model, tenths later), so a fixed
-        ``step_size`` either saturates the weights early or barely moves them late;
+        mirror-descent step. Raw alignments are products of gradients, which shrink as the loss
+        falls, so a fixed ``step_size`` that suits late training can saturate the weights at
+        the first updates;
         standardised, ``step_size`` is the log-weight gap per update between a basis one
         standard deviation above the mean and an average one, whatever the model and stage.
 
