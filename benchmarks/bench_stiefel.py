@@ -18,6 +18,17 @@
    same data sets (sklearn takes about 14 min at the full size); the output records the
    source.
 
+3. ``--only split`` (not part of ``all``; the same in quick and ``--full`` mode): the
+   ``split_batch`` option of ``LandingCCA`` and ``LandingICA`` (per-half estimates of the
+   gradient and of B_zeta W) on the settings their docstrings quote: r = 200 (ICA also
+   r = 100), step x0.3 every 2 epochs from epoch 4, 16 epochs of ``fit``; CCA on the synthetic
+   20k x (20 + 20), p = 3 problem of ``tests/stiefel``, ICA on 20k x 5 Laplace sources with a
+   Gaussian mixing matrix, p = 5; data seeds 0 and 1 x batch orders (``random_state``) 0-4,
+   with and without the split. Per run: full-data violation of the landing iterate
+   (||W^T C W - I||_F, summed over both views for CCA, with C + reg I), fit time, the Amari
+   distance to the true mixing (ICA) or the relative gap and the largest error of the
+   canonical correlations against the closed form (CCA).
+
 ``--device cuda`` runs the GEVP part with torch CUDA tensors (CCA stays on the CPU); BLAS
 and torch are limited to ``--threads`` threads (default 1: reproducible on a shared machine).
 """
@@ -44,8 +55,8 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, default=1, help="BLAS / torch threads")
     p.add_argument("--budget", type=float, default=None, help="seconds per GEVP solver")
-    p.add_argument("--only", default="all", choices=["all", "gevp", "cca"],
-                   help="run only one part")
+    p.add_argument("--only", default="all", choices=["all", "gevp", "cca", "split"],
+                   help="run only one part ('split': the split_batch study, not in 'all')")
     p.add_argument("--note", default=None, help="free text stored in the result (run conditions)")
     p.add_argument("--sklearn-from", default=None, metavar="JSON",
                    help="reuse sklearn CCA's time and gap from this stored result (same data "
@@ -412,6 +423,169 @@ def synthetic_cca(n, d, p_latent=10, seed=0):
     return X, Y
 
 
+# -------------------------------------------------------------------------------- split_batch
+# the schedule of the split_batch measurements quoted in the LandingCCA / LandingICA docstrings
+# and of their tests: r = 200, step x0.3 every 2 epochs from epoch 4, 16 epochs of fit
+SPLIT_FIT = dict(max_epochs=16, lr_decay=0.3, lr_decay_epochs=(4, 6, 8, 10, 12, 14))
+SPLIT_DATA_SEEDS = (0, 1)
+SPLIT_BATCH_ORDERS = (0, 1, 2, 3, 4)
+
+
+def split_cca_data(n, d, p, seed):
+    """Synthetic CCA data of ``tests/stiefel/test_stiefel_reference.py::_synthetic_cca`` (same
+    draws in the same order; the package has no public generator for it, and
+    :func:`synthetic_cca` above draws in a different order)."""
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, p))
+    corr = np.linspace(0.9, 0.5, p)
+    Zy = Z * corr + rng.standard_normal((n, p)) * np.sqrt(1 - corr**2)
+    X = Z @ rng.standard_normal((p, d)) / np.sqrt(p) + rng.standard_normal((n, d))
+    Y = Zy @ rng.standard_normal((p, d)) / np.sqrt(p) + rng.standard_normal((n, d))
+    return X, Y
+
+
+def laplace_mixture(n, d, seed):
+    """Laplace sources mixed by a Gaussian d x d matrix, as ``_laplace_mixture`` in
+    ``tests/stiefel/test_stiefel_reference.py``; returns (X, mixing)."""
+    rng = np.random.default_rng(seed)
+    S = rng.laplace(size=(n, d))
+    A = rng.standard_normal((d, d))
+    return S @ A.T, A
+
+
+def _range(values):
+    v = [x for x in values if x is not None]
+    return [float(min(v)), float(max(v))] if v else None
+
+
+def bench_split_cca(n=20_000, d=20, p=3, batch_size=200, reg=1e-3):
+    from sciml_toolbox.stiefel import LandingCCA
+
+    runs, closed = [], {}
+    for seed in SPLIT_DATA_SEEDS:
+        X, Y = split_cca_data(n, d, p, seed)
+        s_ref, _, S = _closed_form(X, Y, p, reg)
+        target = float(np.sum(s_ref))
+        for order in SPLIT_BATCH_ORDERS:
+            for split in (False, True):
+                est = LandingCCA(n_components=p, batch_size=batch_size, reg=reg,
+                                 split_batch=split, random_state=order, **SPLIT_FIT)
+                t0 = time.perf_counter()
+                est.fit(X, Y)
+                t_fit = time.perf_counter() - t0
+                # the landing iterate, before the final p x p normalisation of x_weights_
+                viol = _violation(est._Wx, est._Wy, S)
+                runs.append({
+                    "data_seed": seed, "random_state": order, "split_batch": split,
+                    "violation_full_data": viol,
+                    "estimator_constraint_violation": float(est.constraint_violation_),
+                    "rel_gap": 1.0 - _subspace_corr(est._Wx, est._Wy, S) / target,
+                    "max_abs_corr_error": float(np.max(np.abs(
+                        np.asarray(est.canonical_correlations_) - s_ref))),
+                    "fit_s": t_fit,
+                    "n_iter": int(est.n_iter_),
+                })
+        closed[str(seed)] = [float(v) for v in s_ref]
+    return {"n_samples": n, "d_x": d, "d_y": d, "p": p, "batch_size": batch_size, "reg": reg,
+            "fit_kwargs": {**SPLIT_FIT, "lr_decay_epochs": list(SPLIT_FIT["lr_decay_epochs"])},
+            "data": "split_cca_data (tests/stiefel _synthetic_cca)",
+            "closed_form_correlations_by_data_seed": closed, "runs": runs,
+            "summary": _split_summary(runs, ("violation_full_data", "rel_gap",
+                                             "max_abs_corr_error", "fit_s"))}
+
+
+def bench_split_ica(n=20_000, d=5, batch_sizes=(200, 100)):
+    from sciml_toolbox.multiview import amari_distance
+    from sciml_toolbox.stiefel import LandingICA
+
+    runs = []
+    for seed in SPLIT_DATA_SEEDS:
+        X, A = laplace_mixture(n, d, seed)
+        C = np.cov(X, rowvar=False, bias=True)
+        for r in batch_sizes:
+            for order in SPLIT_BATCH_ORDERS:
+                for split in (False, True):
+                    est = LandingICA(n_components=d, batch_size=r, split_batch=split,
+                                     random_state=order, **SPLIT_FIT)
+                    t0 = time.perf_counter()
+                    est.fit(X)
+                    t_fit = time.perf_counter() - t0
+                    W = np.asarray(est.components_).T
+                    runs.append({
+                        "data_seed": seed, "batch_size": r, "random_state": order,
+                        "split_batch": split,
+                        "violation_full_data": float(np.linalg.norm(W.T @ C @ W - np.eye(d))),
+                        "estimator_constraint_violation": float(est.constraint_violation_),
+                        "amari": float(amari_distance(est.components_, A)),
+                        "fit_s": t_fit,
+                        "n_iter": int(est.n_iter_),
+                    })
+    summary = {}
+    for r in batch_sizes:
+        sub = [x for x in runs if x["batch_size"] == r]
+        summary[f"r={r}"] = _split_summary(sub, ("violation_full_data", "amari", "fit_s"))
+    return {"n_samples": n, "d": d, "p": d, "batch_sizes": list(batch_sizes),
+            "fit_kwargs": {**SPLIT_FIT, "lr_decay_epochs": list(SPLIT_FIT["lr_decay_epochs"])},
+            "data": "laplace_mixture (tests/stiefel _laplace_mixture)", "runs": runs,
+            "summary": summary}
+
+
+def _split_summary(runs, keys):
+    """Min-max ranges without / with the split: over all runs and per data seed, and the
+    per-batch-order ratio split / no split of every key."""
+    out = {}
+    for scope in ("all", *SPLIT_DATA_SEEDS):
+        sub = runs if scope == "all" else [r for r in runs if r["data_seed"] == scope]
+        name = "all" if scope == "all" else f"data_seed={scope}"
+        out[name] = {}
+        for split in (False, True):
+            rs = [r for r in sub if r["split_batch"] is split]
+            out[name]["split" if split else "no_split"] = {k: _range(r[k] for r in rs)
+                                                           for k in keys}
+        pairs = {}
+        for r in sub:
+            pairs.setdefault((r["data_seed"], r["random_state"]), {})[r["split_batch"]] = r
+        out[name]["ratio_split_over_no_split"] = {
+            k: _range(q[True][k] / q[False][k] for q in pairs.values() if q[False][k] > 0)
+            for k in keys
+        }
+    return out
+
+
+def _fmt_range(r, fmt="{:.3g}"):
+    return "—" if r is None else f"{fmt.format(r[0])}-{fmt.format(r[1])}"
+
+
+def _run_split(payload):
+    t0 = time.perf_counter()
+    payload["split_cca"] = bench_split_cca()
+    payload["split_ica"] = bench_split_ica()
+    payload["split_total_s"] = time.perf_counter() - t0
+    c = payload["split_cca"]
+    print(f"split_batch, LandingCCA {c['n_samples']} x ({c['d_x']} + {c['d_y']}), p={c['p']}, "
+          f"r={c['batch_size']}, data seeds {SPLIT_DATA_SEEDS} x batch orders "
+          f"{SPLIT_BATCH_ORDERS}:")
+    for scope, s in c["summary"].items():
+        for key in ("no_split", "split"):
+            v = s[key]
+            print(f"  {scope:12s} {key:8s} violation {_fmt_range(v['violation_full_data'])}, "
+                  f"rel. gap {_fmt_range(v['rel_gap'])}, corr. error "
+                  f"{_fmt_range(v['max_abs_corr_error'])}, "
+                  f"fit {_fmt_range(v['fit_s'], '{:.2f}')} s")
+    i = payload["split_ica"]
+    print(f"split_batch, LandingICA Laplace {i['n_samples']} x {i['d']}, p={i['p']}:")
+    for rkey, summ in i["summary"].items():
+        for scope, s in summ.items():
+            for key in ("no_split", "split"):
+                v = s[key]
+                print(f"  {rkey} {scope:12s} {key:8s} violation "
+                      f"{_fmt_range(v['violation_full_data'])}, Amari {_fmt_range(v['amari'])}, "
+                      f"fit {_fmt_range(v['fit_s'], '{:.2f}')} s")
+            print(f"  {rkey} {scope:12s} ratio split/no split per batch order: Amari "
+                  f"{_fmt_range(s['ratio_split_over_no_split']['amari'])}")
+    print(f"split study: {payload['split_total_s']:.1f} s")
+
+
 def main(argv=None):
     args = parse_args(argv)
     from threadpoolctl import threadpool_limits
@@ -431,6 +605,8 @@ def main(argv=None):
             _run_gevp(payload, n, p, budget, args.device)
         if args.only in ("all", "cca"):
             _run_cca(payload, full, args.sklearn_from)
+        if args.only == "split":
+            _run_split(payload)
     write_result("stiefel", payload, mode="full" if full else "quick", out=args.out)
 
 
