@@ -140,8 +140,9 @@ class LandingCCA(BaseEstimator):
         unbiased. One batch used for every factor leaves an :math:`O(1/r)` bias: a drift off
         the manifold that the normal term balances at a violation that no step-size decay
         removes (measured on 20k x (20 + 20), p = 3, r = 200, step x0.3 every 2 epochs from
-        epoch 4, 16 epochs: full-data violation 0.062-0.069 without the split, 0.006-0.011
-        with it). Same cost.
+        epoch 4, 16 epochs, 2 data sets x 5 batch orders: full-data violation 0.062-0.071
+        without the split, 0.006-0.011 with it; ``benchmarks/bench_stiefel.py --only
+        split``). Same cost.
     tol : float, default=1e-8
         Full-batch mode only: stop when the squared norm of the landing direction falls below
         ``tol`` times its initial value.

@@ -126,12 +126,14 @@ class LandingICA(TransformerMixin, BaseEstimator):
         step-size decay removes. Same cost (one product per half). Measured on Laplace
         sources, 20k x 5, p = 5, r = 200, step x0.3 every 2 epochs from epoch 4, 16 epochs,
         2 data sets x 5 batch orders: full-data violation 0.094-0.100 without the split,
-        0.009-0.022 with it (0.18-0.19 vs 0.018-0.032 at r = 100). Default ``False``
+        0.009-0.022 with it (0.18-0.19 vs 0.017-0.023 at r = 100;
+        ``benchmarks/bench_stiefel.py --only split``). Default ``False``
         because the Amari distance is not better and on one of the two data sets measured
         it is worse: on the data seed where this schedule ends before convergence (Amari
         limited by the number of steps; a larger step improves it) the split run converges
-        more slowly, Amari distance 0.003-0.080 vs 0.002-0.060 without the split (about 2x
-        per batch order); on the other, 0.0002-0.0009 vs 0.0002-0.0005. Use it when the
+        more slowly, Amari distance 0.003-0.080 vs 0.002-0.060 without the split (1.3-1.9x
+        per batch order; 3.5-8.8x at r = 100); on the other, 0.0002-0.0009 vs
+        0.0002-0.0005. Use it when the
         whitening of the outputs (:math:`W^\top \mathrm{Cov}(x) W = I`) matters, e.g. for
         small batches.
     tol : float, default=1e-8
