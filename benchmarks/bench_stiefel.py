@@ -431,19 +431,6 @@ SPLIT_DATA_SEEDS = (0, 1)
 SPLIT_BATCH_ORDERS = (0, 1, 2, 3, 4)
 
 
-def split_cca_data(n, d, p, seed):
-    """Synthetic CCA data of ``tests/stiefel/test_stiefel_reference.py::_synthetic_cca`` (same
-    draws in the same order; the package has no public generator for it, and
-    :func:`synthetic_cca` above draws in a different order)."""
-    rng = np.random.default_rng(seed)
-    Z = rng.standard_normal((n, p))
-    corr = np.linspace(0.9, 0.5, p)
-    Zy = Z * corr + rng.standard_normal((n, p)) * np.sqrt(1 - corr**2)
-    X = Z @ rng.standard_normal((p, d)) / np.sqrt(p) + rng.standard_normal((n, d))
-    Y = Zy @ rng.standard_normal((p, d)) / np.sqrt(p) + rng.standard_normal((n, d))
-    return X, Y
-
-
 def laplace_mixture(n, d, seed):
     """Laplace sources mixed by a Gaussian d x d matrix, as ``_laplace_mixture`` in
     ``tests/stiefel/test_stiefel_reference.py``; returns (X, mixing)."""
@@ -459,11 +446,11 @@ def _range(values):
 
 
 def bench_split_cca(n=20_000, d=20, p=3, batch_size=200, reg=1e-3):
-    from sciml_toolbox.stiefel import LandingCCA
+    from sciml_toolbox.stiefel import LandingCCA, make_cca_data
 
     runs, closed = [], {}
     for seed in SPLIT_DATA_SEEDS:
-        X, Y = split_cca_data(n, d, p, seed)
+        X, Y = make_cca_data(n, d, p, random_state=seed)
         s_ref, _, S = _closed_form(X, Y, p, reg)
         target = float(np.sum(s_ref))
         for order in SPLIT_BATCH_ORDERS:
@@ -488,7 +475,7 @@ def bench_split_cca(n=20_000, d=20, p=3, batch_size=200, reg=1e-3):
         closed[str(seed)] = [float(v) for v in s_ref]
     return {"n_samples": n, "d_x": d, "d_y": d, "p": p, "batch_size": batch_size, "reg": reg,
             "fit_kwargs": {**SPLIT_FIT, "lr_decay_epochs": list(SPLIT_FIT["lr_decay_epochs"])},
-            "data": "split_cca_data (tests/stiefel _synthetic_cca)",
+            "data": "sciml_toolbox.stiefel.make_cca_data",
             "closed_form_correlations_by_data_seed": closed, "runs": runs,
             "summary": _split_summary(runs, ("violation_full_data", "rel_gap",
                                              "max_abs_corr_error", "fit_s"))}

@@ -17,13 +17,14 @@ from ._landing import (
     riemannian_gradient,
     safe_step_size,
 )
-from ._problems import make_gevp_pencil
+from ._problems import make_cca_data, make_gevp_pencil
 from ._retraction import cholesky_retraction, polar_retraction
 
 __all__ = [
     "LandingCCA",
     "LandingICA",
     "generalized_eigh",
+    "make_cca_data",
     "make_gevp_pencil",
     "landing_direction",
     "landing_step",

@@ -1,4 +1,4 @@
-"""Test problems of the landing paper (Vary et al., ICML 2024, Section 5)."""
+"""Test problems of the landing paper (Vary et al., ICML 2024, Section 5); synthetic CCA."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from .._array_api import asarray
 from .._validation import check_int, check_positive
 
-__all__ = ["make_gevp_pencil"]
+__all__ = ["make_cca_data", "make_gevp_pencil"]
 
 
 def make_gevp_pencil(n_features=1000, *, cond_A=100.0, random_state=None, xp=None, device=None):
@@ -52,3 +52,39 @@ def make_gevp_pencil(n_features=1000, *, cond_A=100.0, random_state=None, xp=Non
     if xp is None:
         return A, B
     return asarray(A, xp, device=device), asarray(B, xp, device=device)
+
+
+def make_cca_data(n_samples, n_features, n_components, *, random_state=None):
+    r"""Two views sharing ``n_components`` correlated latent factors, plus unit noise.
+
+    Latent factors :math:`Z \in \mathbb{R}^{n \times p}` are standard normal, and
+    :math:`Z_y = Z \operatorname{diag}(\rho) + E \operatorname{diag}(\sqrt{1 - \rho^2})` with
+    :math:`\rho` equally spaced from 0.9 to 0.5; the views are
+    :math:`X = Z L_x / \sqrt{p} + N_x` and :math:`Y = Z_y L_y / \sqrt{p} + N_y` with standard
+    normal loadings :math:`L_x, L_y` (p, d) and noise. Only ``n_components`` canonical
+    correlations are non-zero in the population, the k-th at most :math:`\rho_k` (the
+    noise dilutes them).
+
+    Parameters
+    ----------
+    n_samples : int
+    n_features : int
+        Features d of each view.
+    n_components : int
+        Number of shared factors p.
+    random_state : int, numpy Generator or None
+
+    Returns
+    -------
+    X, Y : ndarray, shape (n_samples, n_features)
+    """
+    n = check_int(n_samples, "n_samples", min_value=1)
+    d = check_int(n_features, "n_features", min_value=1)
+    p = check_int(n_components, "n_components", min_value=1)
+    rng = np.random.default_rng(random_state)
+    Z = rng.standard_normal((n, p))
+    corr = np.linspace(0.9, 0.5, p)
+    Zy = Z * corr + rng.standard_normal((n, p)) * np.sqrt(1 - corr**2)
+    X = Z @ rng.standard_normal((p, d)) / np.sqrt(p) + rng.standard_normal((n, d))
+    Y = Zy @ rng.standard_normal((p, d)) / np.sqrt(p) + rng.standard_normal((n, d))
+    return X, Y

@@ -12,6 +12,7 @@ from sciml_toolbox.stiefel import (
     cholesky_retraction,
     generalized_eigh,
     landing_direction,
+    make_cca_data,
     normal_direction,
     penalty,
     polar_retraction,
@@ -370,16 +371,6 @@ def test_two_half_relative_gradient_has_no_constraint_drift_monte_carlo():
     assert np.max(drift(averaged)) > 20
 
 
-def _synthetic_cca(n, d, p, seed):
-    rng = np.random.default_rng(seed)
-    Z = rng.standard_normal((n, p))
-    corr = np.linspace(0.9, 0.5, p)
-    Zy = Z * corr + rng.standard_normal((n, p)) * np.sqrt(1 - corr**2)
-    X = Z @ rng.standard_normal((p, d)) / np.sqrt(p) + rng.standard_normal((n, d))
-    Y = Zy @ rng.standard_normal((p, d)) / np.sqrt(p) + rng.standard_normal((n, d))
-    return X, Y
-
-
 def test_stochastic_cca_constraint_violation_goes_to_zero():
     """Minibatch LandingCCA (r = 200 rows, p = 3, 20k x (20 + 20)) with a decreasing step
     (x0.3 every 2 epochs from epoch 4): the full-data violation
@@ -390,7 +381,7 @@ def test_stochastic_cca_constraint_violation_goes_to_zero():
     whole batch's gradient): one batch in every factor biases the tangent part."""
     from sciml_toolbox.stiefel import LandingCCA
 
-    X, Y = _synthetic_cca(20000, 20, 3, seed=1)
+    X, Y = make_cca_data(20000, 20, 3, random_state=1)
     kw = dict(n_components=3, batch_size=200, max_epochs=16, lr_decay=0.3,
               lr_decay_epochs=(4, 6, 8, 10, 12, 14), random_state=0)
     cca = LandingCCA(**kw).fit(X, Y)
@@ -515,3 +506,27 @@ def test_ica_split_batch_reaches_whitening_constraint():
     # the step is cut at the same epochs: the split run's violation falls, the other's does not
     hist = split.history_["constraint_violation"]
     assert hist[-1] < 0.2 * max(hist[1:5])
+
+
+def test_make_cca_data_has_p_canonical_correlations_below_the_latent_ones():
+    """Sample canonical correlations (scipy: singular values of the whitened cross-covariance)
+    of a large draw: p clearly non-zero, each at most the latent rho_k = linspace(0.9, 0.5)
+    (up to sampling error), the next ones at the sampling-noise level."""
+    import scipy.linalg as sl
+
+    n, d, p = 100_000, 8, 3
+    X, Y = make_cca_data(n, d, p, random_state=0)
+    assert X.shape == Y.shape == (n, d)
+    X2, Y2 = make_cca_data(n, d, p, random_state=0)
+    np.testing.assert_array_equal(X, X2)
+    np.testing.assert_array_equal(Y, Y2)
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    Wx = sl.inv(sl.sqrtm(Xc.T @ Xc / n).real)
+    Wy = sl.inv(sl.sqrtm(Yc.T @ Yc / n).real)
+    s = np.linalg.svd(Wx @ (Xc.T @ Yc / n) @ Wy, compute_uv=False)
+    rho = np.linspace(0.9, 0.5, p)
+    assert np.all(s[:p] > 0.2)
+    assert np.all(s[:p] <= rho + 0.01)
+    assert np.all(s[p:] < 0.02)  # sampling noise ~ d / sqrt(n)
+    with pytest.raises(ValueError, match="n_components"):
+        make_cca_data(10, 3, 0)
