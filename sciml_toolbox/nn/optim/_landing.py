@@ -234,13 +234,14 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                 apply_B = (lambda V, M=Bp: M(V)) if callable(Bp) else (
                     None if Bp is None else (lambda V, M=Bp: M @ V)
                 )
-                if BXp is None:
+                bx_given = BXp is not None
+                if not bx_given:
                     BXp = apply_B(p)
                 _check_like(BXp, p, "BX")
                 BX2p = _lookup(BX2, p, index, "BX2")
                 G2 = _lookup(grad2, p, index, "grad2")
                 if BX2p is not None:
-                    if _lookup(BX, p, index, "BX") is None:
+                    if not bx_given:
                         raise ValueError(
                             "BX2 (the second half's estimate) needs BX (the first half's) for "
                             "the same parameter"
