@@ -89,20 +89,37 @@ class StepTimer(Callback):
         self.times.append(time.perf_counter() - self._t0)
 
 
+def _train_kwargs(steps):
+    """Trainer settings shared by every run of the study."""
+    return dict(lr=3e-3, warmup_steps=10, eval_windows=32, eval_every=max(steps // 5, 1),
+                eval_domains=["specific"])
+
+
+def _fit_classifier(corpus, generic, seed):
+    """The importance-sampling baseline's domain classifier, fitted on the generic domains."""
+    return DomainClassifier(windows_per_domain=150, random_state=seed).fit(
+        DomainCorpus({n: corpus._train[n].numpy() for n in generic}, seq_len=corpus.seq_len))
+
+
+def _dga(k, batch, dga_kwargs=None, **kwargs):
+    """DGA with the study's settings (``DGA_KWARGS``, specific batch of half the training
+    batch) updated by ``dga_kwargs``, and its trainer keyword arguments."""
+    method = DGA(k, specific="specific", **kwargs,
+                 **{**DGA_KWARGS, "specific_batch_size": batch // 2, **(dga_kwargs or {})})
+    return method, method.train_kwargs(batch_size=batch)
+
+
 def run_method(name, corpus_args, steps, batch, cfg, seed=0, dga_kwargs=None, timer=None):
     corpus = make_corpus(*corpus_args)
     generic = corpus.names[:K]
     torch.manual_seed(seed)
     model = TinyLM(cfg)
-    kw = dict(lr=3e-3, warmup_steps=10, eval_windows=32, eval_every=max(steps // 5, 1),
-              eval_domains=["specific"])
+    kw = _train_kwargs(steps)
     if name == "uniform":
         method = UniformMixture(K, generic_domains=generic)
         extra = {"batch_size": batch}
     elif name == "importance":
-        clf = DomainClassifier(windows_per_domain=150, random_state=seed).fit(
-            DomainCorpus({n: corpus._train[n].numpy() for n in generic},
-                         seq_len=corpus.seq_len))
+        clf = _fit_classifier(corpus, generic, seed)
         spec = corpus._train["specific"].numpy()
         method = ImportanceSampling.from_classifier(clf, spec[: len(spec) - len(spec) % 32],
                                                     specific="specific")
@@ -111,9 +128,7 @@ def run_method(name, corpus_args, steps, batch, cfg, seed=0, dga_kwargs=None, ti
         method = DoGE(K, specific="specific", update_every=5, mu=0.01)
         extra = method.train_kwargs(batch_size=batch)
     else:
-        kw_dga = {**DGA_KWARGS, "specific_batch_size": batch // 2, **(dga_kwargs or {})}
-        method = DGA(K, specific="specific", **kw_dga)
-        extra = method.train_kwargs(batch_size=batch)
+        method, extra = _dga(K, batch, dga_kwargs)
     t0 = time.perf_counter()
     hist = train(model, corpus, method, steps, callbacks=[timer] if timer else (), **kw, **extra)
     wall = time.perf_counter() - t0
@@ -261,14 +276,11 @@ def run_variant(kind, name, seed, steps=1500, batch=16):
     k = len(generic)
     torch.manual_seed(seed)
     model = TinyLM(TinyLMConfig(d_model=64, n_layers=2, n_heads=2, max_seq_len=seq_len))
-    kw = dict(lr=3e-3, warmup_steps=10, eval_windows=32, eval_every=max(steps // 5, 1),
-              eval_domains=["specific"])
     extra = {"batch_size": batch}
     if name == "uniform":
         method = UniformMixture(k, generic_domains=generic)
     elif name.startswith("importance"):
-        clf = DomainClassifier(windows_per_domain=150, random_state=seed).fit(
-            DomainCorpus({n: corpus._train[n].numpy() for n in generic}, seq_len=seq_len))
+        clf = _fit_classifier(corpus, generic, seed)
         spec = corpus._train["specific"].numpy()
         h = estimate_histogram(clf, spec[: len(spec) - len(spec) % seq_len], window=seq_len,
                                hard=True)
@@ -276,11 +288,9 @@ def run_variant(kind, name, seed, steps=1500, batch=16):
             h = bases.T @ h.reshape(FAMILIES, PER_FAMILY).sum(axis=1)
         method = ImportanceSampling(h / h.sum(), generic_domains=generic, specific="specific")
     else:  # 'dga': the study's setting; 'dga_slow': the grid's slow setting (DGA_GRID[1])
-        slow = DGA_GRID[1] if name == "dga_slow" else {}
-        method = DGA(k, specific="specific", bases=bases, generic_domains=generic,
-                     **{**DGA_KWARGS, "specific_batch_size": batch // 2, **slow})
-        extra = method.train_kwargs(batch_size=batch)
-    hist = train(model, corpus, method, steps, **kw, **extra)
+        method, extra = _dga(k, batch, DGA_GRID[1] if name == "dga_slow" else None,
+                             bases=bases, generic_domains=generic)
+    hist = train(model, corpus, method, steps, **_train_kwargs(steps), **extra)
     w = np.asarray(method.weights_, dtype=float)
     top = np.argsort(w)[::-1][:4]
     return {"specific_val_loss": hist.val_loss["specific"][-1],
