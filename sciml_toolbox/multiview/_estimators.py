@@ -339,6 +339,9 @@ class MVICA(TransformerMixin, BaseEstimator):
         S = check_array(X, "X", ndim=(2, 3))
         xp = get_namespace(S)
         m = self.unmixings_.shape[0]
+        if S.ndim == 2 and S.shape[0] != self.n_components_:
+            raise ValueError(f"X must have shape ({m}, {self.n_components_}, T) or "
+                             f"({self.n_components_}, T), got {tuple(S.shape)}")
         if S.ndim == 2:
             rep = xp.stack([S] * m, axis=0)
             S = warp(rep, self.dilations_, self.shifts_, n_concat=self.n_concat_,

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 
-from .._array_api import get_namespace
+from .._array_api import get_namespace, namespace_name
+from .._validation import check_array, check_int
 
 __all__ = [
     "warp_padding",
@@ -72,6 +73,38 @@ def warp_positions(rho, tau, n, onset):
     xp = get_namespace(rho, tau)
     t = xp.arange(n, dtype=rho.dtype, device=_device(rho))
     return rho[..., None] * (t - float(onset)) + (float(onset) - tau[..., None] * float(n))
+
+
+def _check_warp_args(S, rho, tau, n_concat, onset, name="S"):
+    """Validate the public arguments of :func:`warp` (and its slope and adjoint).
+
+    Returns ``(S, rho, tau, n_concat, onset, n)`` with ``n`` the epoch length.
+    """
+    S = check_array(S, name, ndim=3, min_samples=1)
+    rho = check_array(rho, "rho", ndim=2)
+    tau = check_array(tau, "tau", ndim=2)
+    xp = get_namespace(S)
+    for arg, a in (("rho", rho), ("tau", tau)):
+        if namespace_name(get_namespace(a)) != namespace_name(xp):
+            raise TypeError(f"{arg} must come from the same array library as {name}")
+        if tuple(a.shape) != tuple(S.shape[:2]):
+            raise ValueError(
+                f"{arg} must have shape {tuple(S.shape[:2])} (one value per subject and source "
+                f"of {name}, shape {tuple(S.shape)}), got {tuple(a.shape)}"
+            )
+    if not bool(xp.all(rho > 0)):
+        raise ValueError("rho must hold positive dilations")
+    n_concat = check_int(n_concat, "n_concat", min_value=1)
+    if S.shape[-1] % n_concat:
+        raise ValueError(
+            f"the last axis of {name} ({S.shape[-1]} samples) must be a multiple of "
+            f"n_concat={n_concat}"
+        )
+    n = S.shape[-1] // n_concat
+    if n < 2:
+        raise ValueError(f"{name} must have epochs of at least 2 samples, got {n}")
+    onset = check_int(onset, "onset", min_value=0, max_value=n - 1)
+    return S, rho, tau, n_concat, onset, n
 
 
 def _device(x):
@@ -134,8 +167,16 @@ def warp(S, rho, tau, *, n_concat=1, onset=0):
     Y : array, shape (m, k, n_concat * n)
         ``Y[i, j, e * n + t] = S[i, j, e * n + u]`` at ``u = rho (t - onset) + onset - tau n``,
         linearly interpolated, indices taken modulo ``n`` within the epoch.
+
+    Raises
+    ------
+    ValueError
+        If ``rho`` or ``tau`` is not of shape (m, k) like the first two axes of ``S``, a
+        dilation is not positive, a value is not finite, the last axis of ``S`` is not a
+        multiple of ``n_concat``, ``onset`` is outside the epoch, or the warps move samples by
+        more than one epoch.
     """
-    n = S.shape[-1] // n_concat
+    S, rho, tau, n_concat, onset, n = _check_warp_args(S, rho, tau, n_concat, onset)
     plan = WarpPlan(rho, tau, n, onset=onset)
     return from_epoch_minor(plan.apply(to_epoch_minor(S, n_concat))[0])
 
@@ -155,7 +196,7 @@ def warp_slope(S, rho, tau, *, n_concat=1, onset=0):
     -------
     slope : array, shape (m, k, n_concat * n)
     """
-    n = S.shape[-1] // n_concat
+    S, rho, tau, n_concat, onset, n = _check_warp_args(S, rho, tau, n_concat, onset)
     plan = WarpPlan(rho, tau, n, onset=onset)
     return from_epoch_minor(plan.apply(to_epoch_minor(S, n_concat))[1])
 
@@ -280,6 +321,6 @@ def warp_adjoint(G, rho, tau, *, n_concat=1, onset=0, pad=None):
     A : array, shape (m, k, n_concat * n)
         ``A = T^T G``, so that ``sum(G * warp(S)) == sum(A * S)`` for every ``S``.
     """
-    n = G.shape[-1] // n_concat
+    G, rho, tau, n_concat, onset, n = _check_warp_args(G, rho, tau, n_concat, onset, "G")
     plan = WarpPlan(rho, tau, n, onset=onset, pad=pad)
     return from_epoch_minor(plan.adjoint(to_epoch_minor(G, n_concat)))

@@ -218,3 +218,39 @@ def test_generator_bad_input():
         make_multiview_sources(max_shift=-0.01)
     with pytest.raises(ValueError, match="onset"):
         make_multiview_sources(n_times=100, onset=100)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("cls", [MVICAD, MVICAD2])
+def test_inverse_transform_rejects_shared_sources_with_wrong_rows(cls, small):
+    # issue 17: (k + 1, T) shared sources used to be warped with the (m, k) warps and the
+    # extra row silently dropped
+    est = _make(cls, max_iter=5).fit(small.X)
+    S = est.sources_
+    np.testing.assert_allclose(est.inverse_transform(S).shape, small.X.shape)
+    for bad in (np.concatenate([S, S[:1]], axis=0), S[:1]):
+        before = bad.copy()
+        with pytest.raises(ValueError, match=r"X must have shape \(3, 2, T\) or \(2, T\)"):
+            est.inverse_transform(bad)
+        np.testing.assert_array_equal(bad, before)
+
+
+def test_warp_rejects_sources_not_matching_the_warps():
+    from sciml_toolbox.multiview import warp
+
+    rng = np.random.default_rng(0)
+    S = rng.standard_normal((2, 3, 40))
+    rho, tau = np.ones((2, 3)), np.zeros((2, 3))
+    np.testing.assert_allclose(warp(S, rho, tau), S)  # identity warp, the good call
+    with pytest.raises(ValueError, match="rho must have shape"):
+        warp(S, rho[:, :2], tau[:, :2])  # one source more than warps: used to drop it
+    with pytest.raises(ValueError, match="tau must have shape"):
+        warp(S, rho, tau[:1])
+    with pytest.raises(ValueError, match="n_concat"):
+        warp(S, rho, tau, n_concat=3)  # 40 samples are not 3 epochs
+    with pytest.raises(ValueError, match="rho must hold positive"):
+        warp(S, -rho, tau)
+    with pytest.raises(ValueError, match="onset"):
+        warp(S, rho, tau, onset=40)
+    with pytest.raises(ValueError, match="S must be a 3-D"):
+        warp(S[0], rho, tau)
