@@ -6,7 +6,13 @@ import numpy as np
 import scipy.optimize
 
 from .._array_api import from_numpy, get_namespace, make_generator, sqrtm_psd, to_numpy
-from .._validation import check_array, check_in_range, check_option, check_positive
+from .._validation import (
+    check_array,
+    check_in_range,
+    check_option,
+    check_positive,
+    check_psd,
+)
 
 __all__ = [
     "cluster_count",
@@ -24,6 +30,12 @@ def _check_square(a, name):
         raise ValueError(f"{name} must be a (d, d) matrix or a batch (..., d, d), got shape "
                          f"{tuple(a.shape)}")
     return a
+
+
+def _check_cov(a, name):
+    """A square (batch of) symmetric positive semi-definite matrices, up to round-off."""
+    a = _check_square(a, name)
+    return check_psd(a, name, tol=1e-6)
 
 
 def _scalar_or_array(xp, values, like):
@@ -148,14 +160,20 @@ def gaussian_w2(mean1, cov1, mean2, cov2):
     ----------
     mean1, mean2 : array, shape (..., d)
     cov1, cov2 : array, shape (..., d, d)
-        Symmetric positive semi-definite.
+        Symmetric positive semi-definite (up to a relative round-off of 1e-6).
 
     Returns
     -------
     w2 : float or array of shape (...)
+
+    Raises
+    ------
+    ValueError
+        If a covariance is not square, symmetric and positive semi-definite, or the means do
+        not have the covariances' dimension.
     """
-    cov1 = _check_square(cov1, "cov1")
-    cov2 = _check_square(cov2, "cov2")
+    cov1 = _check_cov(cov1, "cov1")
+    cov2 = _check_cov(cov2, "cov2")
     mean1 = check_array(mean1, "mean1", ndim=None)
     mean2 = check_array(mean2, "mean2", ndim=None)
     d = cov1.shape[-1]
@@ -207,7 +225,7 @@ def w2_to_gaussian(X, mean, cov, *, method="bures", random_state=None, return_sa
     """
     X = check_array(X, "X", ndim=2)
     method = check_option(method, "method", ("bures", "assignment"))
-    cov = _check_square(cov, "cov")
+    cov = _check_cov(cov, "cov")
     mean = check_array(mean, "mean", ndim=1)
     d = X.shape[1]
     if mean.shape[0] != d or cov.shape[-1] != d or cov.ndim != 2:

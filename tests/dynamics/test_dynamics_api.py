@@ -450,3 +450,23 @@ def test_memory_stays_linear_at_n_1e5():
     P = np.exp(S - S.max(axis=1, keepdims=True))
     want = (P / P.sum(axis=1, keepdims=True)) @ X
     np.testing.assert_allclose(v[idx], want, rtol=1e-10, atol=1e-12)
+
+
+def test_gaussian_w2_rejects_covariances_that_are_not_psd():
+    # issue 17: diag(1, -1) against itself used to give W2 = 0.0
+    bad = np.diag([1.0, -1.0])
+    before = bad.copy()
+    with pytest.raises(ValueError, match="cov1 must be positive semi-definite"):
+        gaussian_w2(np.zeros(2), bad, np.zeros(2), bad)
+    with pytest.raises(ValueError, match="cov2 must be positive semi-definite"):
+        gaussian_w2(np.zeros(2), np.eye(2), np.zeros(2), bad)
+    with pytest.raises(ValueError, match="cov2 must be symmetric"):
+        gaussian_w2(np.zeros(2), np.eye(2), np.zeros(2), np.array([[1.0, 0.5], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="cov must be positive semi-definite"):
+        w2_to_gaussian(np.ones((4, 2)), np.zeros(2), bad)
+    np.testing.assert_array_equal(bad, before)
+    # a rank-deficient PSD covariance with round-off is still accepted: W2 between
+    # N(0, diag(1, 0)) and N(0, diag(0, 1)) is sqrt(2) (both traces, no cross term)
+    eps = -1e-15
+    got = gaussian_w2(np.zeros(2), np.diag([1.0, eps]), np.zeros(2), np.diag([eps, 1.0]))
+    assert got == pytest.approx(np.sqrt(2.0), rel=1e-7)
