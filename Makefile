@@ -5,6 +5,8 @@
 #   make test-all  the same with the slow tests
 #   make doc       the full documentation, every example executed, warnings as errors
 #   make bench     every benchmark in quick mode
+#   make test-min  the quick tests against the lowest supported versions of the core
+#                  dependencies, in a separate environment ($(VENV_MIN)); not part of `make test`
 #
 # torch is installed first from TORCH_SPEC, which defaults to the CPU build, so that nothing
 # pulls a multi-GB CUDA wheel by accident. With a GPU, for example:
@@ -18,6 +20,12 @@ PIP_FLAGS   ?= -q
 WORKERS     ?= 2
 DEMO_OUT    ?= demo_output
 
+VENV_MIN    ?= .venv-min
+# the core tests: no MNE, diffusers or transformers (their extras are not pinned low)
+MIN_TESTS   ?= tests/test_array_api.py tests/test_validation.py tests/stiefel tests/bilevel \
+               tests/scaling tests/dynamics tests/multiview/test_multiview_api.py \
+               tests/multiview/test_multiview_reference.py
+
 BIN := $(VENV)/bin
 PY  := $(BIN)/python
 DEMO_EXTRAS := torch,meg,diffusion
@@ -26,7 +34,7 @@ SPHINXOPTS  ?= -W --keep-going -q
 # serialise concurrent docs builds in one checkout (they share doc/auto_examples)
 LOCK := $(if $(shell command -v flock),flock doc/.build.lock,)
 
-.PHONY: demo test test-all doc doc-quick bench lint pytest clean
+.PHONY: demo test test-all test-min doc doc-quick bench lint pytest clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -69,8 +77,23 @@ test: lint doc-quick pytest
 test-all: $(VENV)/.test-installed lint doc-quick
 	$(BIN)/pytest -n $(WORKERS)
 
+# Lowest versions: every `name>=X` of the core dependencies is installed as `name==X`
+# (read from pyproject.toml by .ci/lowest_requirements.py), then torch and the test tools.
+test-min:
+	$(PYTHON) -m venv $(VENV_MIN)
+	$(VENV_MIN)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV_MIN)/bin/python -m pip install $(PIP_FLAGS) $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(PYTHON) .ci/lowest_requirements.py pyproject.toml > $(VENV_MIN)/lowest.txt
+	$(VENV_MIN)/bin/python -m pip install $(PIP_FLAGS) -r $(VENV_MIN)/lowest.txt
+	$(VENV_MIN)/bin/python -m pip install $(PIP_FLAGS) --no-deps -e .
+	$(VENV_MIN)/bin/python -m pip install $(PIP_FLAGS) pytest pytest-xdist hypothesis \
+	  array-api-strict pandas
+	$(VENV_MIN)/bin/python -m pip list 2>/dev/null | grep -iE "^(numpy|scipy|scikit-learn|array.api.compat|matplotlib|tqdm|torch) "
+	$(VENV_MIN)/bin/pytest -n $(WORKERS) -m "not slow" -p no:cacheprovider $(MIN_TESTS)
+
 bench: $(VENV)/.demo-installed
 	$(BIN)/sciml-toolbox bench
 
 clean:
-	rm -rf doc/_build doc/auto_examples doc/generated $(DEMO_OUT) .pytest_cache .ruff_cache
+	rm -rf doc/_build doc/auto_examples doc/generated $(DEMO_OUT) .pytest_cache .ruff_cache \
+	  $(VENV_MIN)
