@@ -60,6 +60,12 @@ def ademamix_alpha_scheduler(step, alpha, T_alpha):
     ----------
     .. [1] Pagliardini, Ablin, Grangier (2024), arXiv:2409.03137.
     """
+    step = _check_step(step, "ademamix_alpha_scheduler")
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) \
+            or not math.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"ademamix_alpha_scheduler: alpha must be a finite float >= 0, "
+                         f"got {alpha!r}")
+    _check_warmup(T_alpha, "T_alpha", "ademamix_alpha_scheduler")
     if T_alpha is None or step >= T_alpha:
         return float(alpha)
     return float(alpha) * step / T_alpha
@@ -93,6 +99,12 @@ def ademamix_beta3_scheduler(step, beta_end, beta_start, T):
     ----------
     .. [1] Pagliardini, Ablin, Grangier (2024), arXiv:2409.03137.
     """
+    where = "ademamix_beta3_scheduler"
+    step = _check_step(step, where)
+    for name, b in (("beta_end", beta_end), ("beta_start", beta_start)):
+        if isinstance(b, bool) or not isinstance(b, numbers.Real) or not 0.0 <= b < 1.0:
+            raise ValueError(f"{where}: {name} must be in [0, 1), got {b!r}")
+    _check_warmup(T, "T", where)
     if T is None or step >= T or beta_end == 0.0:
         return float(beta_end)
     a = step / T
@@ -101,6 +113,24 @@ def ademamix_beta3_scheduler(step, beta_end, beta_start, T):
     inv_start = 0.0 if beta_start == 0.0 else 1.0 / math.log(beta_start)
     inv = (1.0 - a) * inv_start + a / log_end
     return min(math.exp(1.0 / inv), float(beta_end))
+
+
+def _check_step(step, where):
+    if isinstance(step, torch.Tensor) and step.numel() == 1 and not step.is_floating_point():
+        step = int(step)
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 1:
+        raise ValueError(f"{where}: step must be an int >= 1 (the 1-based step count), "
+                         f"got {step!r}")
+    return int(step)
+
+
+def _check_warmup(T, name, where):
+    if T is None:
+        return
+    if isinstance(T, bool) or not isinstance(T, numbers.Integral):
+        raise TypeError(f"{where}: {name} must be an int >= 1 or None, got {T!r}")
+    if T < 1:
+        raise ValueError(f"{where}: {name} must be >= 1 or None, got {T!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,6 +185,11 @@ def _validate_hparams(where, *, lr, betas, eps, weight_decay, alpha, warmups, n_
             raise TypeError(f"{where}: {name} must be an int >= 1 or None, got {T!r}")
         if T < 1:
             raise ValueError(f"{where}: {name} must be >= 1 or None, got {T!r}")
+
+
+def _real_dtype(dtype):
+    """The dtype of a parameter once viewed as real (complex64 -> float32, ...)."""
+    return dtype.to_real() if dtype.is_complex else dtype
 
 
 def _interpret_mode():
@@ -214,9 +249,10 @@ class _AdEMAMixBase(Optimizer):
                     raise ValueError(
                         "fused=True needs CUDA parameters (or CPU ones with TRITON_INTERPRET=1), "
                         f"got a parameter on {dev!r}; use foreach=True instead")
-                if p.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-                    raise ValueError("fused=True supports float32, float16 and bfloat16 "
-                                     f"parameters, got {p.dtype}; use foreach=True instead")
+                if _real_dtype(p.dtype) not in (torch.float32, torch.float16, torch.bfloat16):
+                    raise ValueError("fused=True supports float32, float16, bfloat16 (and "
+                                     f"complex64) parameters, got {p.dtype}; use foreach=True "
+                                     "instead")
 
     # -- state ----------------------------------------------------------------------------------
     @staticmethod
@@ -302,7 +338,7 @@ class _AdEMAMixBase(Optimizer):
                 state["step"] += 1
                 step = int(state["step"].item())
                 coef = self._coefficients(group, state, step)
-                key = (_local(p).device, p.dtype, coef)
+                key = (_local(p).device, _real_dtype(p.dtype), coef)
                 buckets.setdefault(key, []).append(p)
                 self._post_step_state(group, state, step)
 
@@ -326,12 +362,23 @@ class _AdEMAMixBase(Optimizer):
         ps, gs, As, Bs, vs = [], [], [], [], []
         for p in params:
             st = self.state[p]
-            ps.append(_local(p))
-            gs.append(_local(p.grad))
-            As.append(_local(st[self._buffer_A]) if coef.has_A else None)
-            Bs.append(_local(st[self._buffer_B]))
-            vs.append(_local(st["exp_avg_sq"]))
+            ps.append(_real_view(p))
+            gs.append(_real_view(p.grad))
+            As.append(_real_view(st[self._buffer_A]) if coef.has_A else None)
+            Bs.append(_real_view(st[self._buffer_B]))
+            vs.append(_real_view(st["exp_avg_sq"]))
         return ps, gs, As, Bs, vs
+
+
+def _real_view(t):
+    """The local shard of ``t``, a complex one viewed as real (``torch.view_as_real``).
+
+    A complex parameter is optimized as the pairs (real, imaginary) of its entries, each with
+    its own second moment, as :class:`torch.optim.Adam` does: the run is the same as on
+    ``torch.view_as_real`` of the parameters.
+    """
+    t = _local(t)
+    return torch.view_as_real(t) if t.is_complex() else t
 
 
 # --------------------------------------------------------------------------------------------

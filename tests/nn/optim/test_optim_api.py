@@ -322,3 +322,30 @@ def test_fused_rejects_non_contiguous_parameters():
     p.grad = torch.randn(6, 4)
     with pytest.raises(ValueError, match="contiguous"):
         opt.step()
+
+
+# --------------------------------------------------------------------------------------------
+# complex parameters: optimized as torch.view_as_real of themselves, as torch.optim.Adam does
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("cls, kw", [(AdEMAMix, dict(alpha=2.0, T_alpha=3, T_beta3=3)),
+                                     (AdEMAMix, dict(betas=(0.0, 0.99, 0.999))),
+                                     (SimplifiedAdEMAMix, dict(alpha=1.0, T_beta1=3,
+                                                               bias_correction1=True))])
+def test_complex_params_match_view_as_real_run(cls, kw, path):
+    gen = torch.Generator().manual_seed(0)
+    z = [torch.randn(s, dtype=torch.complex64, generator=gen) for s in [(3, 4), (5,)]]
+    pc = [torch.nn.Parameter(t.clone()) for t in z]
+    pr = [torch.nn.Parameter(torch.view_as_real(t).clone()) for t in z]
+    oc = cls(pc, lr=0.1, weight_decay=0.1, **kw, **PATHS[path])
+    orr = cls(pr, lr=0.1, weight_decay=0.1, **kw, **PATHS[path])
+    for _ in range(5):
+        for a, b in zip(pc, pr, strict=True):
+            g = torch.randn(a.shape, dtype=torch.complex64, generator=gen)
+            a.grad, b.grad = g, torch.view_as_real(g).clone()
+        oc.step()
+        orr.step()
+    for a, b in zip(pc, pr, strict=True):
+        assert a.dtype == torch.complex64
+        torch.testing.assert_close(torch.view_as_real(a.detach()), b.detach(),
+                                   rtol=1e-6, atol=1e-6)
+    assert not torch.equal(pc[0].detach(), z[0])  # the parameters did move

@@ -1,0 +1,127 @@
+"""Bad-input probes of sciml_toolbox.nn.optim: every public name, each case a clear error."""
+
+import math
+
+import pytest
+import torch
+
+from sciml_toolbox.nn.optim import (
+    AdEMAMix,
+    LandingGeneralizedStiefel,
+    SimplifiedAdEMAMix,
+    ademamix_alpha_scheduler,
+    ademamix_beta3_scheduler,
+)
+
+PROBED = {"sciml_toolbox.nn.optim": {"AdEMAMix", "SimplifiedAdEMAMix",
+                                     "ademamix_alpha_scheduler", "ademamix_beta3_scheduler",
+                                     "LandingGeneralizedStiefel"}}
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _p(*shape, dtype=torch.float32):
+    return torch.nn.Parameter(torch.ones(*shape, dtype=dtype))
+
+
+# -------------------------------------------------------------------------- AdEMAMix (+ simplified)
+@pytest.mark.parametrize("cls", [AdEMAMix, SimplifiedAdEMAMix])
+@pytest.mark.parametrize("kw, match", [
+    (dict(lr=NAN), "lr"), (dict(lr=-1.0), "lr"), (dict(lr="1"), "lr"),
+    (dict(lr=torch.ones(2)), "lr"), (dict(eps=0.0), "eps"), (dict(eps=NAN), "eps"),
+    (dict(weight_decay=-0.1), "weight_decay"), (dict(alpha=INF), "alpha"),
+    (dict(alpha=-1.0), "alpha"), (dict(betas=(0.9,)), "betas"),
+    (dict(foreach="yes"), "foreach"), (dict(foreach=True, fused=True), "foreach"),
+])
+def test_ademamix_bad_hyperparameters(cls, kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        cls([_p(3)], **kw)
+
+
+@pytest.mark.parametrize("kw, match", [(dict(T_alpha=0), "T_alpha"), (dict(T_beta3=2.5),
+                                                                        "T_beta3"),
+                                       (dict(betas=(0.9, 0.999, NAN)), r"betas\[2\]")])
+def test_ademamix_bad_warmups(kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        AdEMAMix([_p(3)], **kw)
+
+
+def test_simplified_bad_min_beta1():
+    with pytest.raises(ValueError, match="min_beta1"):
+        SimplifiedAdEMAMix([_p(3)], min_beta1=1.0)
+
+
+def test_ademamix_per_group_override_is_validated():
+    with pytest.raises(ValueError, match="lr"):
+        AdEMAMix([{"params": [_p(3)], "lr": -1.0}])
+
+
+@pytest.mark.parametrize("cls", [AdEMAMix, SimplifiedAdEMAMix])
+def test_ademamix_fused_on_cpu_without_interpreter_or_float64(cls):
+    with pytest.raises(ValueError, match="fused"):
+        cls([_p(3, dtype=torch.float64)], fused=True)
+
+
+@pytest.mark.parametrize("cls", [AdEMAMix, SimplifiedAdEMAMix])
+def test_ademamix_empty_and_one_element_parameters(cls):
+    # an empty parameter is a no-op; a one-element one takes the closed-form first Adam-like
+    # step: m1_hat = g, v_hat = g^2, so theta moves by -lr * (g + c) / (|g| + eps) for AdEMAMix
+    e, one = _p(0), _p(1)
+    opt = cls([e, one], lr=0.1)
+    e.grad, one.grad = torch.zeros(0), torch.full((1,), 2.0)
+    opt.step()
+    assert e.shape == (0,)
+    if cls is AdEMAMix:  # alpha = 5: m2 = (1 - b3) g after one step
+        expected = 1.0 - 0.1 * (2.0 + 5.0 * (1 - 0.9999) * 2.0) / (2.0 + 1e-8)
+    else:  # m = g (summed momentum), alpha = 0
+        expected = 1.0 - 0.1 * 2.0 / (2.0 + 1e-8)
+    assert float(one.detach()) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("cls", [AdEMAMix, SimplifiedAdEMAMix])
+def test_ademamix_sparse_grad(cls):
+    p = _p(3)
+    opt = cls([p])
+    p.grad = torch.ones(3).to_sparse()
+    with pytest.raises(TypeError, match="sparse"):
+        opt.step()
+
+
+# -------------------------------------------------------------------------- schedulers
+@pytest.mark.parametrize("args, match", [
+    ((0, 0.999, 0.0, 10), "step"), ((-1, 0.999, 0.9, 10), "step"), ((1.5, 0.999, 0.9, 10),
+                                                                     "step"),
+    ((1, 1.0, 0.9, 10), "beta_end"), ((1, NAN, 0.9, 10), "beta_end"),
+    ((1, 0.999, -0.1, 10), "beta_start"), ((1, 0.999, 1.0, 10), "beta_start"),
+    ((1, 0.999, 0.9, 0), "T"), ((1, 0.999, 0.9, 2.0), "T"),
+])
+def test_beta3_scheduler_bad_input(args, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        ademamix_beta3_scheduler(*args)
+
+
+def test_beta3_scheduler_from_zero_at_first_step():
+    # beta_start = 0 (half-life 0): at t = 1 the half-life is h_end / T
+    T, b = 10, 0.99
+    h = math.log(0.5) / math.log(b) / T
+    assert ademamix_beta3_scheduler(1, b, 0.0, T) == pytest.approx(0.5 ** (1 / h), rel=1e-12)
+
+
+@pytest.mark.parametrize("args, match", [
+    ((0, 5.0, 10), "step"), ((1, NAN, 10), "alpha"), ((1, -1.0, 10), "alpha"),
+    ((1, 5.0, 0), "T_alpha"), ((1, 5.0, 1.5), "T_alpha"),
+])
+def test_alpha_scheduler_bad_input(args, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        ademamix_alpha_scheduler(*args)
+
+
+# -------------------------------------------------------------------------- landing
+@pytest.mark.parametrize("kw, match", [(dict(lr=-1.0), "lr"), (dict(lr=0.1, omega=-1.0),
+                                                                "omega"),
+                                       (dict(lr=0.1, momentum=1.0), "momentum"),
+                                       (dict(lr=0.1, epsilon=0.0), "epsilon"),
+                                       (dict(lr=0.1, fused=True), "fused")])
+def test_landing_bad_hyperparameters(kw, match):
+    with pytest.raises(ValueError, match=match):
+        LandingGeneralizedStiefel([_p(4, 2)], **kw)
