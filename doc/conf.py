@@ -21,6 +21,8 @@ extensions = [
     "sphinx.ext.intersphinx",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    # MathJax 3 copied into the built site (_static/mathjax): formulas render with no network
+    "sphinx-mathjax-offline",
 ]
 
 templates_path = ["_templates"]
@@ -41,7 +43,33 @@ html_title = "sciml-toolbox"
 html_static_path = []
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
 
-intersphinx_mapping = {}  # no network at build time
+# Links to the documentation of the libraries users combine the toolbox with. Their inventories
+# are fetched at build time, so the mapping is used only when the build machine is online (a
+# failed fetch is a warning, and warnings are errors): SCIML_DOCS_INTERSPHINX=1 forces it on,
+# =0 off; by default a 3-second connection attempt decides.
+_INTERSPHINX = {
+    "python": ("https://docs.python.org/3", None),
+    "numpy": ("https://numpy.org/doc/stable", None),
+    "scipy": ("https://docs.scipy.org/doc/scipy", None),
+    "sklearn": ("https://scikit-learn.org/stable", None),
+    "mne": ("https://mne.tools/stable", None),
+    "torch": ("https://docs.pytorch.org/docs/stable", None),
+}
+
+
+def _online(host="numpy.org", timeout=3.0):
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+_flag = os.environ.get("SCIML_DOCS_INTERSPHINX", "")
+intersphinx_mapping = _INTERSPHINX if (_flag == "1" or (_flag != "0" and _online())) else {}
+intersphinx_timeout = 10
 
 # ---------------------------------------------------------------------------------------------
 # sphinx-gallery: one sub-gallery per folder of examples/. SPHINX_GALLERY_PATTERN selects the

@@ -16,6 +16,9 @@ nn
     Everything that needs torch: optimizers, attention, small LMs, data mixing, diffusion.
 datasets
     Simulated and shipped data.
+array_api
+    The array-API helpers every method is written with (namespaces, devices, random numbers,
+    linear algebra and FFTs on NumPy, CuPy and torch).
 
 Subpackages are imported lazily: ``import sciml_toolbox`` stays cheap and never imports torch.
 """
@@ -24,7 +27,8 @@ import importlib
 
 __version__ = "0.1.0.dev0"
 
-_SUBPACKAGES = ("multiview", "stiefel", "bilevel", "dynamics", "scaling", "nn", "datasets")
+_SUBPACKAGES = ("multiview", "stiefel", "bilevel", "dynamics", "scaling", "nn", "datasets",
+                "array_api")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -4,8 +4,8 @@ One computation, every array namespace
 
 The array methods of sciml-toolbox are written once against the Python array API. This example
 draws the same seeded matrix in NumPy, ``array_api_strict`` and torch with
-:func:`sciml_toolbox._array_api.make_generator`, computes its singular values with
-:func:`sciml_toolbox._array_api.svd`, and shows that the three results agree to rounding error.
+:func:`sciml_toolbox.array_api.make_generator`, computes its singular values with
+:func:`sciml_toolbox.array_api.svd`, and shows that the three results agree to rounding error.
 """
 
 # %%
@@ -15,7 +15,7 @@ import array_api_compat.numpy as npx
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sciml_toolbox._array_api import make_generator, svd, to_numpy
+from sciml_toolbox.array_api import make_generator, svd, to_numpy
 
 namespaces = {"numpy": npx}
 try:
