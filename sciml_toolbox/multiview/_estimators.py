@@ -26,6 +26,7 @@ from .._validation import (
     check_positive,
     check_views,
 )
+from ._mne import MNEICAMixin
 from ._solver import align_sources, fit_warped_mvica, groupica, permica, reduce_views
 from ._warp import warp
 
@@ -73,7 +74,7 @@ def _as_views(X, n_concat):
     return check_views(X, "X", min_views=2), None
 
 
-class MVICA(TransformerMixin, BaseEstimator):
+class MVICA(MNEICAMixin, TransformerMixin, BaseEstimator):
     """Multi-view ICA (Richard et al., 2020): shared sources seen through per-subject mixing.
 
     Model: ``X_i = A_i (S + N_i)`` for subjects ``i = 1..m``, with ``S`` (k x T) independent
