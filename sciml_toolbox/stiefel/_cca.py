@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import time
 import warnings
+from numbers import Integral, Real
 
-from sklearn.base import BaseEstimator
+import numpy as np
+from sklearn.base import (
+    ClassNamePrefixFeaturesOutMixin,
+    MultiOutputMixin,
+    RegressorMixin,
+    TransformerMixin,
+)
 from sklearn.exceptions import ConvergenceWarning
 
 from .._array_api import cholesky, get_namespace, inv, make_generator, svd
+from .._base import Estimator, Interval, StrOptions, reject_unsupported
 from .._validation import (
     check_array,
     check_consistent_length,
     check_int,
     check_n_components,
-    check_positive,
 )
 from ._landing import landing_direction, safe_step_size
 from ._stochastic import epoch_batches, power_lambda_max, whiten_init
@@ -22,28 +29,12 @@ from ._stochastic import epoch_batches, power_lambda_max, whiten_init
 __all__ = ["LandingCCA"]
 
 
-def _check_common_params(est):
-    if est.batch_size is not None:
-        check_int(est.batch_size, "batch_size", min_value=1)
-    check_int(est.max_epochs, "max_epochs", min_value=1)
-    if est.learning_rate != "auto":
-        check_positive(est.learning_rate, "learning_rate")
-    if est.omega != "auto":
-        check_positive(est.omega, "omega", strict=False)
-    if est.epsilon is not None:
-        check_positive(est.epsilon, "epsilon")
-    check_positive(est.tol, "tol", strict=False)
-    check_positive(est.lr_decay, "lr_decay")
-    if est.lr_decay_epochs is not None and not (
-        isinstance(est.lr_decay_epochs, str) and est.lr_decay_epochs == "auto"
-    ):
-        if isinstance(est.lr_decay_epochs, str):
-            raise ValueError(
-                f"lr_decay_epochs must be 'auto', None or a sequence of int, got "
-                f"{est.lr_decay_epochs!r}"
-            )
-        for e in est.lr_decay_epochs:
-            check_int(e, "lr_decay_epochs", min_value=1)
+def _check_decay_epochs(epochs):
+    """Entries of ``lr_decay_epochs`` (the constraint table checks its type): ints >= 1."""
+    if epochs is None or isinstance(epochs, str):
+        return
+    for e in epochs:
+        check_int(e, "lr_decay_epochs", min_value=1)
 
 
 def _decay_epochs(est, no_auto=False):
@@ -95,7 +86,10 @@ def split_products(Xb, cols, split):
     return P1, P2, True
 
 
-class LandingCCA(BaseEstimator):
+class LandingCCA(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, RegressorMixin, MultiOutputMixin,
+    Estimator,
+):
     r"""Canonical correlation analysis by stochastic landing on two generalized Stiefel manifolds.
 
     Maximises :math:`\mathrm{tr}(W_x^\top S_{xy} W_y)` subject to
@@ -167,14 +161,36 @@ class LandingCCA(BaseEstimator):
         ``x_weights_`` / ``y_weights_``. After :meth:`partial_fit` the covariances are the
         moving average of the batch statistics (itself noisy, about
         :math:`p/\sqrt{10 r}` for batches of r rows).
-    history_ : dict
-        Per epoch (per call of :meth:`partial_fit`, from the moving-average statistics):
-        ``objective`` (:math:`-\mathrm{tr}(W_x^\top S_{xy}W_y)`), ``constraint_violation``,
-        ``time``, ``epoch``.
+    history_ : dict of lists
+        One record per epoch and one before the first step (per call of :meth:`partial_fit`,
+        from the moving-average statistics), with the common keys of the
+        :ref:`estimator conventions <conventions>`: ``iteration`` (landing steps done),
+        ``loss`` (:math:`-\mathrm{tr}(W_x^\top S_{xy}W_y)`, the same number as ``objective``),
+        ``constraint_violation``, ``time`` (seconds since the start of :meth:`fit`); and
+        ``objective``, ``epoch``.
     x_mean_, y_mean_ : array, shape (d_x,), (d_y,)
+    x_loadings_, y_loadings_ : array, shape (d_x, p), (d_y, p)
+        Least-squares regression of the centred data on its canonical variates,
+        :math:`X_c^\top T_x (T_x^\top T_x)^{-1}`: :meth:`inverse_transform` is
+        ``scores @ x_loadings_.T + x_mean_`` (as in :class:`sklearn.cross_decomposition.CCA`).
+        After :meth:`partial_fit`, from moving averages (factor 0.9) of the batch products.
+    coef_ : array, shape (d_y, d_x)
+        Linear predictor of Y used by :meth:`predict` and :meth:`score`:
+        ``predict(X) = (X - x_mean_) @ coef_.T + y_mean_``, the least-squares regression of
+        :math:`Y_c` on the X canonical variates (the ``coef_`` of
+        :class:`sklearn.cross_decomposition.CCA` is defined the same way on its own scores).
     n_iter_ : int
         Number of landing steps taken.
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when ``X`` was a DataFrame with string column names.
+
+    Raises
+    ------
+    ValueError
+        From :meth:`fit`, on a parameter outside its declared range, bad ``X`` or ``Y``
+        (NaN/inf, fewer than 2 samples, different numbers of samples), ``n_components`` above
+        ``min(d_x, d_y)``, and when ``X`` or ``Y`` is constant (no correlation to estimate).
 
     References
     ----------
@@ -194,6 +210,34 @@ class LandingCCA(BaseEstimator):
     >>> bool(cca.canonical_correlations_[0] > 0.9)
     True
     """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "omega": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "reg": [Interval(Real, 0, None, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither"), None],
+        "lr_decay_epochs": ["array-like", StrOptions({"auto"}), None],
+        "lr_decay": [Interval(Real, 0, None, closed="neither")],
+        "split_batch": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state", np.random.Generator],
+        "verbose": ["verbose"],
+    }
+
+    _expected_failed_checks: dict = {
+        name: "fit_transform(X, Y) returns (x_scores, y_scores) like "
+        "sklearn.cross_decomposition.CCA, which scikit-learn exempts from this check by name"
+        for name in ("check_transformer_general", "check_transformer_data_not_an_array")
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True  # Y is the second view
+        tags.regressor_tags.poor_score = True  # p canonical variates predict Y only in part
+        return tags
 
     def __init__(
         self,
@@ -228,37 +272,50 @@ class LandingCCA(BaseEstimator):
 
     # ------------------------------------------------------------------ validation / set-up
     def _check_xy(self, X, Y, reset):
-        X = check_array(X, "X", ndim=2)
-        Y = check_array(Y, "Y", ndim=2)
+        if reset:
+            self._validate_params()
+            _check_decay_epochs(self.lr_decay_epochs)
+        X = self._validate_X(X, reset=reset, min_samples=2)
+        Y = self._check_y(Y, reset=reset)
         get_namespace(X, Y)
         check_consistent_length(X, Y, names=("X", "Y"))
-        if X.shape[0] < 2:
-            raise ValueError(f"X needs at least 2 samples, got {X.shape[0]}")
-        if not reset:
-            if X.shape[1] != self.x_mean_.shape[0]:
-                raise ValueError(
-                    f"X has {X.shape[1]} features, but LandingCCA was fitted with "
-                    f"{self.x_mean_.shape[0]}"
-                )
-            if Y.shape[1] != self.y_mean_.shape[0]:
-                raise ValueError(
-                    f"Y has {Y.shape[1]} features, but LandingCCA was fitted with "
-                    f"{self.y_mean_.shape[0]}"
-                )
         return X, Y
+
+    def _check_y(self, Y, reset):
+        """``Y`` as a 2-D array (a 1-D ``Y`` is one column), checked against the fit."""
+        if Y is None:
+            raise ValueError(
+                "LandingCCA requires y to be passed, but the target y is None: Y is the "
+                "second view, whose correlations with X are estimated"
+            )
+        Y = reject_unsupported(Y, "Y", "LandingCCA", allow_1d=True)
+        Y = check_array(Y, "Y", ndim=(1, 2))
+        if reset:
+            self._y_1d = Y.ndim == 1
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if not reset and Y.shape[1] != self.y_mean_.shape[0]:
+            raise ValueError(
+                f"Y has {Y.shape[1]} features, but LandingCCA was fitted with "
+                f"{self.y_mean_.shape[0]}"
+            )
+        return Y
 
     def _init_state(self, Xc, Yc):
         xp = get_namespace(Xc)
-        _check_common_params(self)
-        check_positive(self.reg, "reg", strict=False)
         dx, dy = Xc.shape[1], Yc.shape[1]
         p = check_n_components(self.n_components, min(dx, dy), allow_none=False)
-        self._rng = make_generator(self.random_state, xp, Xc.device)
+        rng = make_generator(self.random_state, xp, Xc.device)
         sub = min(Xc.shape[0], 4096)
-        lam_x = power_lambda_max(Xc[:sub, ...]) + self.reg
-        lam_y = power_lambda_max(Yc[:sub, ...]) + self.reg
-        if lam_x <= 0 or lam_y <= 0:
-            raise ValueError("X and Y must not be constant (zero covariance): nothing to correlate")
+        lam_x = power_lambda_max(Xc[:sub, ...])
+        lam_y = power_lambda_max(Yc[:sub, ...])
+        for lam, name in ((lam_x, "X"), (lam_y, "Y")):
+            if not lam > 0:
+                raise ValueError(
+                    f"{name} is constant (zero variance in every feature of the data used to "
+                    "initialise): there is no correlation to estimate"
+                )
+        lam_x, lam_y = lam_x + self.reg, lam_y + self.reg
         if self.learning_rate == "auto":
             self._lr = (2.0 / lam_x**2, 2.0 / lam_y**2)
         else:
@@ -267,16 +324,19 @@ class LandingCCA(BaseEstimator):
             self._omega = (0.5 / (self._lr[0] * lam_x), 0.5 / (self._lr[1] * lam_y))
         else:
             self._omega = (float(self.omega),) * 2
-        Wx = self._rng.normal((dx, p), dtype=Xc.dtype)
-        Wy = self._rng.normal((dy, p), dtype=Xc.dtype)
+        Wx = rng.normal((dx, p), dtype=Xc.dtype)
+        Wy = rng.normal((dy, p), dtype=Xc.dtype)
         r = Xc.shape[0] if self.batch_size is None else min(self.batch_size, Xc.shape[0])
         Xb, Yb = Xc[:r, ...], Yc[:r, ...]
         self._Wx = whiten_init(Wx, Xb.T @ (Xb @ Wx) / r + self.reg * Wx)
         self._Wy = whiten_init(Wy, Yb.T @ (Yb @ Wy) / r + self.reg * Wy)
         self.n_iter_ = 0
-        self.history_ = {"objective": [], "constraint_violation": [], "time": [], "epoch": []}
-        self.n_features_in_ = dx
+        self.history_ = self._new_history("objective", "epoch")
         self._deterministic = False
+        self._t0 = time.perf_counter()
+        self._ema = None
+        self._ema_reg = None
+        return rng
 
     # ------------------------------------------------------------------ landing step
     def _step(self, Xb, Yb, factor):
@@ -322,10 +382,8 @@ class LandingCCA(BaseEstimator):
         eye = xp.eye(Cx.shape[0], dtype=Cx.dtype, device=Cx.device)
         viol = float(xp.linalg.matrix_norm(Cx - eye)) + float(xp.linalg.matrix_norm(Cy - eye))
         obj = -float(xp.linalg.trace(Cxy))
-        self.history_["objective"].append(obj)
-        self.history_["constraint_violation"].append(viol)
-        self.history_["time"].append(t)
-        self.history_["epoch"].append(epoch)
+        self._record_history(iteration=self.n_iter_, loss=obj, constraint_violation=viol,
+                             time=t, objective=obj, epoch=epoch)
         self.constraint_violation_ = viol
         if self.verbose:
             print(f"[LandingCCA] epoch {epoch}: objective {obj:.6g}, violation {viol:.3g}")
@@ -361,7 +419,7 @@ class LandingCCA(BaseEstimator):
         self.y_mean_ = xp.mean(Y, axis=0)
         Xc = X - self.x_mean_
         Yc = Y - self.y_mean_
-        self._init_state(Xc, Yc)
+        rng = self._init_state(Xc, Yc)
         n = X.shape[0]
         r = n if self.batch_size is None else min(self.batch_size, n)
         full = r >= n
@@ -372,7 +430,7 @@ class LandingCCA(BaseEstimator):
         converged = False
         for epoch in range(1, self.max_epochs + 1):
             factor = _lr_factor(self, epoch - 1, no_auto=full)
-            for Xb, Yb in epoch_batches(Xc, Yc, r, self._rng):
+            for Xb, Yb in epoch_batches(Xc, Yc, r, rng):
                 dn = self._step(Xb, Yb, factor)
             if full:
                 dn = float(dn)
@@ -396,6 +454,7 @@ class LandingCCA(BaseEstimator):
             )
         self._n_seen = n
         self._finalize(self._stats(Xc, Yc))
+        self._regress(_regression_products(Xc, Yc, self.x_weights_, self.y_weights_))
         return self
 
     def partial_fit(self, X, Y):
@@ -423,8 +482,6 @@ class LandingCCA(BaseEstimator):
             self.y_mean_ = xp.mean(Y, axis=0)
             self._n_seen = 0
             self._init_state(X - self.x_mean_, Y - self.y_mean_)
-            self._t0 = time.perf_counter()
-            self._ema = None
         else:
             tot = self._n_seen + r
             self.x_mean_ = self.x_mean_ + (xp.mean(X, axis=0) - self.x_mean_) * (r / tot)
@@ -440,6 +497,11 @@ class LandingCCA(BaseEstimator):
             self._ema = tuple(0.9 * a + 0.1 * b for a, b in zip(self._ema, stats, strict=True))
         self._record(self._ema, len(self.history_["epoch"]) + 1, time.perf_counter() - self._t0)
         self._finalize(self._ema)
+        prods = _regression_products(Xc, Yc, self.x_weights_, self.y_weights_)
+        if self._ema_reg is not None:
+            prods = tuple(0.9 * a + 0.1 * b for a, b in zip(self._ema_reg, prods, strict=True))
+        self._ema_reg = prods
+        self._regress(prods)
         return self
 
     def transform(self, X, Y=None):
@@ -456,27 +518,118 @@ class LandingCCA(BaseEstimator):
         y_scores : array, shape (n_samples, p)
             Only when ``Y`` is given.
         """
-        if not hasattr(self, "x_weights_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("LandingCCA is not fitted yet; call fit or partial_fit")
-        X = check_array(X, "X", ndim=2)
-        if X.shape[1] != self.x_weights_.shape[0]:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but LandingCCA was fitted with "
-                f"{self.x_weights_.shape[0]}"
-            )
+        self._check_fitted()
+        X = self._validate_X(X, reset=False)
         xs = (X - self.x_mean_) @ self.x_weights_
         if Y is None:
             return xs
-        Y = check_array(Y, "Y", ndim=2)
-        if Y.shape[1] != self.y_weights_.shape[0]:
-            raise ValueError(
-                f"Y has {Y.shape[1]} features, but LandingCCA was fitted with "
-                f"{self.y_weights_.shape[0]}"
-            )
+        Y = self._check_y(Y, reset=False)
         return xs, (Y - self.y_mean_) @ self.y_weights_
 
-    def fit_transform(self, X, Y):
-        """Fit, then return ``transform(X, Y)``."""
-        return self.fit(X, Y).transform(X, Y)
+    def fit_transform(self, X, y=None):
+        """Fit, then return ``transform(X, y)``: ``(x_scores, y_scores)``.
+
+        ``y`` is the second view ``Y`` (named ``y`` as in scikit-learn's ``fit_transform``).
+        """
+        return self.fit(X, y).transform(X, y)
+
+    def _regress(self, prods):
+        """Loadings and ``coef_`` from the p x p and d x p products of the variates."""
+        XtT, YtU, TtT, UtU, TtY = prods
+        inv_tt = inv(0.5 * (TtT + TtT.T))
+        self.x_loadings_ = XtT @ inv_tt
+        self.y_loadings_ = YtU @ inv(0.5 * (UtU + UtU.T))
+        self.coef_ = (self.x_weights_ @ (inv_tt @ TtY)).T
+
+    @property
+    def _n_features_out(self):
+        """Number of canonical pairs (names of :meth:`get_feature_names_out`)."""
+        return self.x_weights_.shape[1]
+
+    def inverse_transform(self, X, Y=None):
+        """Map canonical variates back to the data spaces (least-squares reconstruction).
+
+        Parameters
+        ----------
+        X : array, shape (n_samples, p)
+            X canonical variates (the first output of :meth:`transform`).
+        Y : array, shape (n_samples, p), optional
+            Y canonical variates.
+
+        Returns
+        -------
+        X_rec : array, shape (n_samples, d_x)
+            ``X @ x_loadings_.T + x_mean_``.
+        Y_rec : array, shape (n_samples, d_y)
+            Only when ``Y`` is given.
+        """
+        self._check_fitted()
+        p = self.x_weights_.shape[1]
+        out = []
+        for arr, name, load, mean in ((X, "X", self.x_loadings_, self.x_mean_),
+                                      (Y, "Y", self.y_loadings_, self.y_mean_)):
+            if arr is None:
+                continue
+            arr = check_array(reject_unsupported(arr, name, "LandingCCA"), name, ndim=2)
+            if arr.shape[1] != p:
+                raise ValueError(
+                    f"{name} has {arr.shape[1]} components, but LandingCCA is expecting {p} "
+                    "components as input"
+                )
+            out.append(arr @ load.T + mean)
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def predict(self, X):
+        """Predict Y from X through the X canonical variates.
+
+        Parameters
+        ----------
+        X : array, shape (n_samples, d_x)
+
+        Returns
+        -------
+        Y_pred : array, shape (n_samples, d_y) or (n_samples,)
+            ``(X - x_mean_) @ coef_.T + y_mean_``; 1-D when ``Y`` was 1-D in :meth:`fit`.
+        """
+        self._check_fitted()
+        X = self._validate_X(X, reset=False)
+        pred = (X - self.x_mean_) @ self.coef_.T + self.y_mean_
+        return pred[:, 0] if self._y_1d else pred
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination :math:`R^2` of :meth:`predict` (uniform average).
+
+        As :meth:`sklearn.cross_decomposition.CCA.score`; higher is better, so model
+        selection (``GridSearchCV``) can choose ``n_components`` or ``reg`` with it.
+
+        Parameters
+        ----------
+        X : array, shape (n_samples, d_x)
+        y : array, shape (n_samples, d_y) or (n_samples,)
+            The second view ``Y``.
+        sample_weight : array, shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        from sklearn.metrics import r2_score
+
+        from .._array_api import to_numpy
+
+        self._check_fitted()
+        Y = self._check_y(y, reset=False)
+        pred = self.predict(X)
+        pred = pred[:, None] if pred.ndim == 1 else pred
+        return float(r2_score(to_numpy(Y), to_numpy(pred),
+                              sample_weight=None if sample_weight is None
+                              else to_numpy(sample_weight)))
+
+
+def _regression_products(Xc, Yc, Wx, Wy):
+    """``(Xc^T T, Yc^T U, T^T T, U^T U, T^T Yc) / n`` for the variates ``T = Xc Wx``,
+    ``U = Yc Wy``: O(n (d_x + d_y) p) work, no (d, d) matrix."""
+    n = Xc.shape[0]
+    T = Xc @ Wx
+    U = Yc @ Wy
+    return (Xc.T @ T / n, Yc.T @ U / n, T.T @ T / n, U.T @ U / n, T.T @ Yc / n)

@@ -3,14 +3,15 @@ r"""Independent component analysis with the whitening constraint handled by land
 from __future__ import annotations
 
 import time
+from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from .._array_api import get_namespace, make_generator
-from .._validation import check_array, check_n_components, check_option
-from ._cca import _check_common_params, _lr_factor, landing_block_step, split_products
+from .._array_api import eigh, get_namespace, make_generator
+from .._base import Estimator, Interval, StrOptions
+from .._validation import check_n_components
+from ._cca import _check_decay_epochs, _lr_factor, landing_block_step, split_products
 from ._stochastic import epoch_batches, power_lambda_max, whiten_init
 
 __all__ = ["LandingICA"]
@@ -52,35 +53,7 @@ def ica_batch_estimates(W, Xb, split):
     return P1[:, :p], P1[:, p:], P2[:, :p], P2[:, p:], Xb[: 2 * h, ...]
 
 
-def _real_numeric(X):
-    """Pre-checks with scikit-learn's wording (estimator_checks match these messages).
-
-    NumPy object arrays of numbers become float; complex, sparse, 1-D and empty input are
-    rejected with the messages scikit-learn users know.
-    """
-    if sp.issparse(X):
-        raise TypeError("X must be dense: sparse data is not supported by LandingICA")
-    if "complex" in str(getattr(X, "dtype", "")):
-        raise ValueError(f"X must be real: Complex data not supported (dtype {X.dtype})")
-    if not hasattr(X, "shape"):
-        X = np.asarray(X)  # lists and other array-likes
-    if isinstance(X, np.ndarray) and X.dtype == object:
-        X = np.asarray(X, dtype=np.float64)  # TypeError naming the bad entry otherwise
-    shape = tuple(X.shape)
-    if len(shape) == 1:
-        raise ValueError(
-            f"X must be a 2-D array, got shape {shape}. Reshape your data either using "
-            "X.reshape(-1, 1) if it has a single feature or X.reshape(1, -1) if it contains a "
-            "single sample."
-        )
-    if len(shape) == 2 and shape[1] == 0:
-        raise ValueError(
-            f"X has 0 feature(s) (shape={shape}) while a minimum of 1 is required."
-        )
-    return X
-
-
-class LandingICA(TransformerMixin, BaseEstimator):
+class LandingICA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Estimator):
     r"""ICA by stochastic landing: no whitening pass, whitening is the constraint.
 
     Minimises :math:`\mathbb{E}\big[\sum_i \log\cosh(w_i^\top x)\big]` subject to
@@ -153,17 +126,46 @@ class LandingICA(TransformerMixin, BaseEstimator):
     mean_ : array, shape (n_features,)
     constraint_violation_ : float
         :math:`\|W^\top \mathrm{Cov}(x) W - I\|_F` at the end of :meth:`fit`.
-    history_ : dict
-        Per epoch: ``objective`` (mean log-cosh contrast), ``constraint_violation``, ``time``,
-        ``epoch``.
+    history_ : dict of lists
+        One record per epoch (and one before the first step), with the common keys of the
+        :ref:`estimator conventions <conventions>`: ``iteration`` (landing steps done),
+        ``loss`` (mean log-cosh contrast, the same number as ``objective``),
+        ``constraint_violation``, ``time`` (seconds since the start of :meth:`fit`); and
+        ``objective``, ``epoch``.
     n_iter_ : int
+        Number of landing steps taken.
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when ``X`` was a DataFrame with string column names.
+
+    Raises
+    ------
+    ValueError
+        From :meth:`fit`, on a parameter outside its declared range, on bad ``X`` (NaN/inf,
+        fewer than 2 samples, constant) and when ``n_components`` exceeds the numerical rank
+        of ``X``.
 
     References
     ----------
     .. [1] S. Vary, P. Ablin, B. Gao, P.-A. Absil, "Optimization without retraction on the
        random generalized Stiefel manifold", ICML 2024, Section 5.
     """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "omega": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither"), None],
+        "lr_decay_epochs": ["array-like", None],
+        "lr_decay": [Interval(Real, 0, None, closed="neither")],
+        "split_batch": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "fun": [StrOptions({"logcosh"})],
+        "random_state": ["random_state", np.random.Generator],
+        "verbose": ["verbose"],
+    }
 
     def __init__(
         self,
@@ -208,10 +210,8 @@ class LandingICA(TransformerMixin, BaseEstimator):
         obj = float(xp.mean(xp.sum(az + xp.log1p(xp.exp(-2.0 * az)), axis=1))) - Z.shape[
             1
         ] * 0.6931471805599453
-        self.history_["objective"].append(obj)
-        self.history_["constraint_violation"].append(viol)
-        self.history_["time"].append(t)
-        self.history_["epoch"].append(epoch)
+        self._record_history(iteration=self.n_iter_, loss=obj, constraint_violation=viol,
+                             time=t, objective=obj, epoch=epoch)
         self.constraint_violation_ = viol
         if self.verbose:
             print(f"[LandingICA] epoch {epoch}: objective {obj:.6g}, violation {viol:.3g}")
@@ -228,11 +228,9 @@ class LandingICA(TransformerMixin, BaseEstimator):
         -------
         self : LandingICA
         """
-        X = check_array(_real_numeric(X), "X", ndim=2)
-        if X.shape[0] < 2:
-            raise ValueError(f"X needs at least 2 samples, got n_samples = {X.shape[0]}")
-        _check_common_params(self)
-        check_option(self.fun, "fun", ("logcosh",))
+        self._validate_params()
+        _check_decay_epochs(self.lr_decay_epochs)
+        X = self._validate_X(X, reset=True, min_samples=2)
         xp = get_namespace(X)
         n, d = X.shape
         p = check_n_components(self.n_components, d)
@@ -247,9 +245,11 @@ class LandingICA(TransformerMixin, BaseEstimator):
         r = n if self.batch_size is None else min(self.batch_size, n)
         W = rng.normal((d, p), dtype=Xc.dtype)
         Xb = Xc[:r, ...]
-        self._W = whiten_init(W, Xb.T @ (Xb @ W) / r)
+        BW = Xb.T @ (Xb @ W) / r
+        _check_rank(W.T @ BW, p, r)
+        self._W = whiten_init(W, BW)
         self.n_iter_ = 0
-        self.history_ = {"objective": [], "constraint_violation": [], "time": [], "epoch": []}
+        self.history_ = self._new_history("objective", "epoch")
         t0 = time.perf_counter()
         self._record(Xc, 0, 0.0)
         d0 = None
@@ -273,22 +273,12 @@ class LandingICA(TransformerMixin, BaseEstimator):
                     break
         self.components_ = self._W.T
         self.mixing_ = xp.linalg.pinv(self.components_)
-        self.n_features_in_ = d
         return self
 
-    def _check_fitted_X(self, X, axis, what):
-        if not hasattr(self, "components_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("LandingICA is not fitted yet; call fit")
-        n_expected = self.components_.shape[axis]
-        X = check_array(_real_numeric(X), "X", ndim=2)
-        if X.shape[1] != n_expected:
-            raise ValueError(
-                f"X has {X.shape[1]} {what}, but LandingICA is expecting {n_expected} "
-                f"{what} as input"
-            )
-        return X
+    @property
+    def _n_features_out(self):
+        """Number of sources (names of :meth:`get_feature_names_out`)."""
+        return self.components_.shape[0]
 
     def transform(self, X):
         """Estimated sources.
@@ -301,7 +291,8 @@ class LandingICA(TransformerMixin, BaseEstimator):
         -------
         S : array, shape (n_samples, p)
         """
-        X = self._check_fitted_X(X, 1, "features")
+        self._check_fitted()
+        X = self._validate_X(X, reset=False)
         return (X - self.mean_) @ self.components_.T
 
     def inverse_transform(self, X):
@@ -316,5 +307,31 @@ class LandingICA(TransformerMixin, BaseEstimator):
         -------
         X_rec : array, shape (n_samples, n_features)
         """
-        X = self._check_fitted_X(X, 0, "components")
+        self._check_fitted()
+        X = self._validate_X(X, name="X", reset=None)
+        if X.shape[1] != self.components_.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[1]} components, but LandingICA is expecting "
+                f"{self.components_.shape[0]} components as input"
+            )
         return X @ self.mixing_.T + self.mean_
+
+
+def _check_rank(M, p, r, rtol=1e-8):
+    """Raise a clear ``ValueError`` when ``M = W^T B W`` (p x p, random ``W``) is singular.
+
+    For a Gaussian ``W`` of p columns, ``M`` has the rank of the covariance ``B`` of the first
+    ``r`` samples, capped at p: a numerically singular ``M`` means that ``n_components`` exceeds
+    the rank of the data, and the Cholesky factorisation of the whitening would fail (at
+    random, depending on rounding).
+    """
+    xp = get_namespace(M)
+    w, _ = eigh(0.5 * (M + M.T))
+    w_max = float(xp.max(w))
+    rank = int(xp.sum(xp.astype(w > rtol * w_max, xp.int64))) if w_max > 0 else 0
+    if rank < p:
+        raise ValueError(
+            f"n_components={p} exceeds the numerical rank {rank} of X (rank-deficient data, "
+            f"measured on the first {r} samples): lower n_components or remove the degenerate "
+            "features"
+        )
