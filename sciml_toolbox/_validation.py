@@ -90,7 +90,9 @@ def check_array(
     """Validate an array-like and return it as an array of its own (or the given) namespace.
 
     Lists and tuples become NumPy arrays; arrays keep their namespace and device. Integer and
-    boolean arrays are cast to the namespace's default floating dtype when ``dtype='float'``.
+    boolean arrays are cast to the namespace's default floating dtype when ``dtype='float'``,
+    and float16 arrays to float32 except for torch (NumPy, SciPy and CuPy have no
+    half-precision linear algebra; torch keeps half precision for its GPU kernels).
 
     Parameters
     ----------
@@ -146,6 +148,9 @@ def check_array(
             x = own.astype(x, float_dtype(own, getattr(x, "device", None)))
         elif not own.isdtype(x.dtype, "real floating"):
             raise TypeError(f"{name} must have a real numeric dtype, got {x.dtype}")
+        elif x.dtype == getattr(own, "float16", None) and namespace_name(own) != "torch":
+            # NumPy, SciPy and CuPy have no half-precision linear algebra: compute in float32
+            x = own.astype(x, own.float32)
     if ndim is not None:
         check_ndim(x, name, ndim)
     if x.ndim >= 1 and x.shape[0] < min_samples:

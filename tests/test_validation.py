@@ -183,3 +183,16 @@ def test_check_psd(xp):
 def test_check_random_state():
     rs = v.check_random_state(0)
     assert isinstance(rs, np.random.RandomState)
+
+
+def test_check_array_float16_upcast_except_torch():
+    # NumPy has no half-precision linear algebra: float16 becomes float32 (values unchanged);
+    # torch keeps half precision
+    x = np.array([[0.5, 1.5], [2.0, -3.0]], dtype=np.float16)
+    out = v.check_array(x, "X")
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, x.astype(np.float32))
+    assert x.dtype == np.float16  # the input is untouched
+    torch = pytest.importorskip("torch")
+    t = torch.ones((2, 2), dtype=torch.float16)
+    assert v.check_array(t, "X").dtype == torch.float16
