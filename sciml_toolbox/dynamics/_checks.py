@@ -96,12 +96,8 @@ def check_block_size(block_size):
 
 def check_t_eval(t_eval):
     """1-D strictly increasing finite times as a NumPy float64 array."""
-    t = to_numpy(t_eval) if hasattr(t_eval, "shape") else t_eval
-    try:
-        t = np.asarray(t, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"t_eval must be a 1-D array of times, got {type(t_eval).__name__}") \
-            from exc
+    t = check_array(t_eval, "t_eval", ndim=None, min_samples=0, finite=False)
+    t = np.asarray(to_numpy(t), dtype=float)
     if t.ndim != 1 or t.shape[0] < 1:
         raise ValueError(f"t_eval must be a non-empty 1-D array of times, got shape {t.shape}")
     if not np.all(np.isfinite(t)):

@@ -32,6 +32,18 @@ def _check_square(a, name):
     return a
 
 
+def _check_symmetric(a, name, tol=1e-6):
+    """A square (batch of) symmetric matrices, up to a relative round-off ``tol``."""
+    a = _check_square(a, name)
+    xp = get_namespace(a)
+    if a.shape[-1]:
+        scale = float(xp.max(xp.abs(a)))
+        asym = float(xp.max(xp.abs(a - xp.matrix_transpose(a))))
+        if asym > tol * scale:
+            raise ValueError(f"{name} must be symmetric, got max |a - a.T| = {asym:.3g}")
+    return a
+
+
 def _check_cov(a, name):
     """A square (batch of) symmetric positive semi-definite matrices, up to round-off."""
     a = _check_square(a, name)
@@ -86,7 +98,7 @@ def limit_rank(cov, tol=0.1):
     Parameters
     ----------
     cov : array, shape (d, d) or (..., d, d)
-        Symmetric matrices.
+        Symmetric matrices (up to a relative round-off of 1e-6).
     tol : float, default=0.1
         Absolute eigenvalue threshold (0.1 as in Castin et al., 2025).
 
@@ -94,7 +106,7 @@ def limit_rank(cov, tol=0.1):
     -------
     rank : int or int array of shape (...)
     """
-    cov = _check_square(cov, "cov")
+    cov = _check_symmetric(cov, "cov")
     tol = check_positive(tol, "tol", strict=False)
     xp = get_namespace(cov)
     w = xp.linalg.eigvalsh(0.5 * (cov + xp.matrix_transpose(cov)))
@@ -110,13 +122,13 @@ def anisotropy(cov):
     Parameters
     ----------
     cov : array, shape (d, d) or (..., d, d)
-        Symmetric positive semi-definite, non-zero.
+        Symmetric positive semi-definite (up to a relative round-off of 1e-6), non-zero.
 
     Returns
     -------
     ratio : float or array of shape (...)
     """
-    cov = _check_square(cov, "cov")
+    cov = _check_cov(cov, "cov")
     xp = get_namespace(cov)
     w = xp.linalg.eigvalsh(0.5 * (cov + xp.matrix_transpose(cov)))
     tr = xp.sum(w, axis=-1)

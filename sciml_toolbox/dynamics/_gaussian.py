@@ -67,22 +67,23 @@ def _field(xp, alpha, L, heads, kind, epsilon):
     return b_tot, M_tot
 
 
-def _check_gaussian_inputs(mean, cov, Q, K, V, W, kind, epsilon):
+def _check_gaussian_inputs(mean, cov, Q, K, V, W, kind, epsilon, names=("mean0", "cov0")):
+    nm, nc = names
     kind = check_kind(kind, GAUSSIAN_KINDS)
     epsilon = check_positive(epsilon, "epsilon")
-    cov = check_array(cov, "cov0", ndim=None)
+    cov = check_array(cov, nc, ndim=None)
     if cov.ndim < 2 or cov.shape[-1] != cov.shape[-2]:
-        raise ValueError(f"cov0 must be a (d, d) matrix or a batch (..., d, d), got shape "
+        raise ValueError(f"{nc} must be a (d, d) matrix or a batch (..., d, d), got shape "
                          f"{tuple(cov.shape)}")
-    check_psd(cov, "cov0", tol=1e-8)
+    check_psd(cov, nc, tol=1e-8)
     d = cov.shape[-1]
-    mean = check_array(mean, "mean0", ndim=None)
+    mean = check_array(mean, nm, ndim=None)
     if mean.ndim < 1 or mean.shape[-1] != d:
-        raise ValueError(f"mean0 must have shape (..., {d}) to match cov0, got "
+        raise ValueError(f"{nm} must have shape (..., {d}) to match {nc}, got "
                          f"{tuple(mean.shape)}")
     xp = get_namespace(cov)
     if get_namespace(mean) is not xp:
-        raise TypeError("mean0 and cov0 must come from the same array library")
+        raise TypeError(f"{nm} and {nc} must come from the same array library")
     mean = xp.astype(mean, cov.dtype)
     heads = check_heads(Q, K, V, W, d, cov, batch_ok=True)
     if kind == "softmax" and len(heads) > 1:
@@ -93,7 +94,7 @@ def _check_gaussian_inputs(mean, cov, Q, K, V, W, kind, epsilon):
     try:
         batch = np.broadcast_shapes(*shapes)
     except ValueError as exc:
-        raise ValueError(f"batch shapes of mean0, cov0, Q, K, V do not broadcast: {shapes}") \
+        raise ValueError(f"batch shapes of {nm}, {nc}, Q, K, V do not broadcast: {shapes}") \
             from exc
     return xp, mean, cov, heads, kind, epsilon, batch
 
@@ -138,8 +139,8 @@ def gaussian_vector_field(mean, cov, Q, K, V, kind="softmax", *, W=None, epsilon
         The velocity is ``b + M @ x``; ``M`` is its Jacobian, and
         :math:`\dot\Sigma = M\Sigma + \Sigma M^\top`.
     """
-    xp, mean, cov, heads, kind, epsilon, _ = _check_gaussian_inputs(mean, cov, Q, K, V, W,
-                                                                    kind, epsilon)
+    xp, mean, cov, heads, kind, epsilon, _ = _check_gaussian_inputs(
+        mean, cov, Q, K, V, W, kind, epsilon, names=("mean", "cov"))
     L = sqrtm_psd(0.5 * (cov + _mT(xp, cov)))
     return _field(xp, mean, L, heads, kind, epsilon)
 
@@ -170,6 +171,10 @@ class GaussianODEResult(tuple):
     """
 
     def __new__(cls, means, covs, **info):
+        ms, cs = tuple(getattr(means, "shape", ())), tuple(getattr(covs, "shape", ()))
+        if len(ms) < 2 or len(cs) != len(ms) + 1 or cs[:-1] != ms or cs[-1] != ms[-1]:
+            raise ValueError(f"means and covs must be arrays of shapes (..., n_times, d) and "
+                             f"(..., n_times, d, d), got {ms} and {cs}")
         obj = super().__new__(cls, (means, covs))
         obj.means = means
         obj.covs = covs
