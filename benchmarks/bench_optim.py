@@ -177,7 +177,7 @@ def run_study(args):
     forgetting of a batch seen once. Quick: about 5 CPU minutes."""
     import torch
 
-    from sciml_toolbox.nn.optim._ademamix_study import compare_on_lm
+    from sciml_toolbox.nn.lm import compare_optimizers
 
     torch.set_num_threads(args.threads)
     if args.full:
@@ -187,7 +187,7 @@ def run_study(args):
         cfg = dict(n_steps=800, size="0.1M", seq_len=64, batch_size=16, eval_every=20,
                    n_val_batches=4)
     cfg.update(lr=3e-3, alpha=5.0, beta3=0.999, weight_decay=0.1)
-    res = compare_on_lm(**cfg, verbose=True)
+    res = compare_optimizers(**cfg, verbose=True)
     summary = {}
     for name in ("AdamW", "AdEMAMix"):
         r = res[name]

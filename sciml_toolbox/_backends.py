@@ -8,7 +8,7 @@ import platform
 import subprocess
 import sys
 
-__all__ = ["backend_report", "machine_description"]
+__all__ = ["backend_report", "machine_description", "set_threads"]
 
 
 def _version(mod):
@@ -135,3 +135,45 @@ def backend_report():
         v = _version(mod)
         rows.append((mod, v or "-", "ok" if v else "missing"))
     return rows
+
+
+#: Environment variables read by the BLAS and OpenMP runtimes when they start.
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def set_threads(n=1):
+    """Use ``n`` CPU threads for BLAS, OpenMP and torch, in this process and its children.
+
+    The demos, the gallery examples and the documentation build call ``set_threads(1)``: their
+    models are small, and on a shared or small machine extra threads cost more in
+    synchronisation than they give (and make timings noisy). The benchmarks call it through
+    ``benchmarks/_common.py`` with their ``--threads`` flag (default 1). Call it at the top of a
+    script, before the heavy work starts.
+
+    What it sets: the thread pools of the BLAS / OpenMP libraries already loaded (through
+    ``threadpoolctl``), ``torch.set_num_threads(n)`` when torch is imported, and the
+    ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` environment variables,
+    so that libraries loaded later (torch included) and subprocesses start with ``n`` threads.
+
+    Parameters
+    ----------
+    n : int, default=1
+        Number of threads, at least 1.
+
+    Examples
+    --------
+    >>> from sciml_toolbox.utils import set_threads
+    >>> set_threads(1)
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int (number of threads), got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be at least 1 (number of threads), got {n}")
+    for var in _THREAD_ENV:
+        os.environ[var] = str(n)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n)  # applies now and stays (no context manager)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import html
 import os
-import runpy
+import subprocess
 import sys
-import time
-import traceback
 from pathlib import Path
 
 __all__ = ["main"]
@@ -26,44 +23,38 @@ def _cmd_info(args):
     return 0
 
 
-def _fmt(value):
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def _check_device(device):
+    """None when ``device`` can be used here, else the reason it cannot."""
+    if device != "cuda":
+        return None
+    try:
+        import torch
+    except ImportError:
+        return "--device cuda needs torch, which is not installed"
+    if not torch.cuda.is_available():
+        return "--device cuda: torch sees no CUDA device here (torch.cuda.is_available() is False)"
+    return None
 
 
-def _write_index(out_dir, records):
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>sciml-toolbox demo</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
-        "img{max-width:100%;border:1px solid #eee}.err{color:#b00}</style></head><body>",
-        "<h1>sciml-toolbox demo</h1>",
-    ]
-    for rec in records:
-        parts.append(f"<h2>{html.escape(rec['name'])}: {html.escape(rec['title'])}</h2>")
-        parts.append(f"<p>status: <b>{rec['status']}</b>, {rec['seconds']:.1f} s</p>")
-        if rec.get("error"):
-            parts.append(f"<pre class='err'>{html.escape(rec['error'])}</pre>")
-        if rec.get("numbers"):
-            parts.append("<table>")
-            for k, v in rec["numbers"].items():
-                parts.append(f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>")
-            parts.append("</table>")
-        for png in rec.get("figures", []):
-            parts.append(f"<p><img src='{html.escape(png)}' alt='{html.escape(png)}'></p>")
-    parts.append("</body></html>")
-    (out_dir / "index.html").write_text("\n".join(parts))
+def _prepare_out(path):
+    """Create ``path`` (and parents) and check that a file can be written there.
+
+    Returns None on success, else the reason.
+    """
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return f"cannot write to --out {str(path)!r}: {exc.strerror or exc}"
+    return None
 
 
 def _cmd_demo(args):
-    import matplotlib
+    from .tour import get_demos, run_tour
 
-    matplotlib.use("Agg")
-    from ._demos import get_demos
-
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     demos = get_demos()
     if args.only:
         known = {d.name for d in demos}
@@ -72,71 +63,55 @@ def _cmd_demo(args):
             print(f"error: unknown demo(s) {unknown}; available: {sorted(known)}", file=sys.stderr)
             return 2
         demos = [d for d in demos if d.name in args.only]
-    records = []
-    for d in demos:
-        rec = {"name": d.name, "title": d.title, "numbers": {}, "figures": []}
-        before = set(out_dir.glob("*.png"))
-        t0 = time.perf_counter()
-        if d.import_error:
-            rec.update(status="FAILED", error=d.import_error)
-        else:
-            print(f"[demo] {d.name}: {d.title} ...", flush=True)
-            try:
-                numbers = d.func(out_dir, args.device) or {}
-                rec.update(status="ok", numbers=dict(numbers))
-            except Exception:  # noqa: BLE001 - one failing demo must not stop the tour
-                rec.update(status="FAILED", error=traceback.format_exc())
-        rec["seconds"] = time.perf_counter() - t0
-        rec["figures"] = sorted(p.name for p in set(out_dir.glob("*.png")) - before)
-        records.append(rec)
-    _write_index(out_dir, records)
-    print()
-    print(f"{'demo':<14} {'status':<7} {'time':>7}  headline numbers")
-    print("-" * 100)
-    for rec in records:
-        nums = ", ".join(f"{k}={_fmt(v)}" for k, v in rec["numbers"].items())
-        if rec.get("error"):
-            nums = rec["error"].strip().splitlines()[-1][:80]
-        print(f"{rec['name']:<14} {rec['status']:<7} {rec['seconds']:>6.1f}s  {nums}")
-    n_fail = sum(r["status"] != "ok" for r in records)
-    print("-" * 100)
-    print(f"{len(records) - n_fail} ok, {n_fail} failed; figures and index.html in {out_dir}")
-    return 1 if n_fail else 0
+    problem = _check_device(args.device)
+    if problem is None:
+        out_dir = Path(args.out)
+        problem = _prepare_out(out_dir)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    records = run_tour(demos, out_dir, args.device)
+    return 1 if any(r["status"] != "ok" for r in records) else 0
+
+
+_NO_CHECKOUT = (
+    "the benchmarks are scripts of the source repository (benchmarks/bench_*.py), not part of "
+    "the installed package: run `sciml-toolbox bench` from the root of a source checkout "
+    "(git clone, then pip install -e .), or `python benchmarks/bench_NAME.py` there"
+)
 
 
 def _find_benchmarks():
-    here = Path.cwd() / "benchmarks"
-    if not here.is_dir():
-        here = Path(__file__).resolve().parent.parent / "benchmarks"
-    return here
+    """The ``benchmarks`` folder of a source checkout: under the current directory, else next
+    to the package (editable install); None when neither exists."""
+    for here in (Path.cwd() / "benchmarks", Path(__file__).resolve().parent.parent / "benchmarks"):
+        if (here / "_common.py").is_file():
+            return here
+    return None
 
 
 def _cmd_bench(args):
     bench_dir = _find_benchmarks()
-    scripts = sorted(bench_dir.glob("bench_*.py")) if bench_dir.is_dir() else []
+    if bench_dir is None:
+        print(f"error: no benchmarks found: {_NO_CHECKOUT}", file=sys.stderr)
+        return 2
+    scripts = sorted(bench_dir.glob("bench_*.py"))
     if args.name:
         scripts = [s for s in scripts if s.stem == f"bench_{args.name}"]
         if not scripts:
-            print(f"error: no benchmarks/bench_{args.name}.py under {bench_dir}", file=sys.stderr)
+            available = sorted(s.stem[len("bench_"):] for s in bench_dir.glob("bench_*.py"))
+            print(f"error: no benchmarks/bench_{args.name}.py under {bench_dir}; available: "
+                  f"{available}", file=sys.stderr)
             return 2
-    if not scripts:
-        print(f"no benchmarks found under {bench_dir}", file=sys.stderr)
-        return 2
     status = 0
     for script in scripts:
         print(f"[bench] {script.name} ({'full' if args.full else 'quick'} mode)", flush=True)
-        argv = sys.argv
-        sys.argv = [str(script)] + (["--full"] if args.full else [])
-        try:
-            runpy.run_path(str(script), run_name="__main__")
-        except SystemExit as exc:
-            if exc.code not in (None, 0):
-                status = 1
-        except Exception:  # noqa: BLE001 - report and continue with the next benchmark
-            traceback.print_exc()
+        # a fresh interpreter per script, started in the benchmarks folder's parent: the
+        # scripts import their helpers (``_common``) from their own folder, like
+        # ``python benchmarks/bench_NAME.py``
+        cmd = [sys.executable, str(script)] + (["--full"] if args.full else [])
+        if subprocess.run(cmd, cwd=bench_dir.parent, check=False).returncode != 0:
             status = 1
-        finally:
-            sys.argv = argv
     return status
 
 
@@ -153,7 +128,7 @@ def build_parser():
                    help="output folder for figures and index.html (default: demo_output)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="device for the demos that can use a GPU")
-    p = sub.add_parser("bench", help="run benchmarks/bench_NAME.py")
+    p = sub.add_parser("bench", help="run benchmarks/bench_NAME.py (needs a source checkout)")
     p.add_argument("name", nargs="?", help="benchmark name (all when omitted)")
     p.add_argument("--full", action="store_true", help="documented sizes instead of quick mode")
     return parser

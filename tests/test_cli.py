@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from sciml_toolbox import _demos, cli
+from sciml_toolbox import cli
+from sciml_toolbox.tour import _registry as _demos
 
 
 def test_info_reports_backends(capsys):
@@ -48,8 +49,31 @@ def test_failing_demo_does_not_stop_the_others(tmp_path, capsys, monkeypatch):
 
 
 def test_demo_unknown_name(tmp_path, capsys):
-    assert cli.main(["demo", "--only", "no_such_demo", "--out", str(tmp_path)]) == 2
+    out = tmp_path / "not_yet"
+    assert cli.main(["demo", "--only", "no_such_demo", "--out", str(out)]) == 2
     assert "unknown demo" in capsys.readouterr().err
+    assert not out.exists()  # rejected before anything is created
+
+
+def test_demo_unwritable_out_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    # a folder cannot be created below a regular file, whatever the user's permissions
+    code = cli.main(["demo", "--only", "backends", "--out", str(blocker / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot write to --out" in err and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_demo_cuda_without_cuda_fails_up_front(tmp_path, capsys, monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "out"
+    assert cli.main(["demo", "--only", "attention", "--device", "cuda", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--device cuda" in err and "no CUDA device" in err
+    assert not out.exists()
 
 
 def test_duplicate_demo_name_rejected(monkeypatch):
@@ -61,7 +85,35 @@ def test_duplicate_demo_name_rejected(monkeypatch):
 
 def test_bench_unknown_name(capsys):
     assert cli.main(["bench", "no_such_benchmark"]) == 2
-    assert "no benchmarks/bench_no_such_benchmark.py" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no benchmarks/bench_no_such_benchmark.py" in err and "bilevel" in err
+
+
+def test_bench_outside_a_checkout_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    installed = tmp_path / "site-packages" / "sciml_toolbox" / "cli.py"
+    monkeypatch.setattr(cli, "__file__", str(installed))
+    assert cli.main(["bench", "bilevel"]) == 2
+    err = capsys.readouterr().err
+    assert "source checkout" in err and "Traceback" not in err
+
+
+def test_bench_script_finds_its_helpers(tmp_path, capsys, monkeypatch):
+    """The scripts import ``_common`` from their folder; run one through the CLI from elsewhere
+    (a copy of the benchmarks folder with a tiny script, so the test stays fast)."""
+    import shutil
+
+    bench = tmp_path / "checkout" / "benchmarks"
+    bench.mkdir(parents=True)
+    shutil.copy(cli._find_benchmarks() / "_common.py", bench / "_common.py")
+    (bench / "bench_tiny.py").write_text(
+        "from _common import parse_args, write_result\n"
+        "args = parse_args('tiny')\n"
+        "write_result('tiny', {'x': 1.0}, mode='full' if args.full else 'quick', out=args.out)\n"
+    )
+    monkeypatch.chdir(tmp_path / "checkout")
+    assert cli.main(["bench", "tiny"]) == 0
+    assert (bench / "results" / "tiny.json").is_file()
 
 
 def test_console_script_runs():

@@ -41,11 +41,11 @@ fig.tight_layout()
 # At a probe step we replace the training batch with a held-out batch; every run is repeated
 # with the regular batch there, and the difference of the probe's loss between the two runs is
 # what the model still remembers of that one step.
-from sciml_toolbox.nn.optim._ademamix_study import compare_on_lm
+from sciml_toolbox.nn.lm import compare_optimizers
 
 torch.set_num_threads(1)
-res = compare_on_lm(n_steps=120, size="0.1M", seq_len=48, batch_size=12, lr=3e-3, alpha=5.0,
-                    beta3=0.999, eval_every=10, n_val_batches=2)
+res = compare_optimizers(n_steps=120, size="0.1M", seq_len=48, batch_size=12, lr=3e-3,
+                         alpha=5.0, beta3=0.999, eval_every=10, n_val_batches=2)
 steps = res["steps"]
 fig, ax = plt.subplots(figsize=(5, 3.5))
 for name in ("AdamW", "AdEMAMix"):

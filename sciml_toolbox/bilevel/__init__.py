@@ -7,6 +7,7 @@ per-feature regularisation by hypergradient descent.
 """
 
 from ._autograd import AutogradProblem
+from ._error_curve import hypergradient_error_curve, loglog_slope
 from ._hypergradient import (
     HYPERGRADIENT_METHODS,
     InnerResult,
@@ -16,7 +17,6 @@ from ._hypergradient import (
     unrolled_hypergradient,
 )
 from ._problems import BilevelProblem, LogisticProblem, QuadraticProblem, RidgeProblem
-from ._study import hypergradient_error_curve, loglog_slope
 from ._tuners import BilevelLogisticRegressionCV, BilevelRidgeCV
 
 __all__ = [

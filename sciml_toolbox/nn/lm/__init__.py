@@ -9,6 +9,7 @@ parameter-instantiation hooks, checkpoints and torchrun/DDP.
 from ._corpus import DomainCorpus
 from ._forgetting import forgetting_study, runs_to_arrays
 from ._model import TinyLM, TinyLMConfig, apply_rope
+from ._optimizer_study import compare_optimizers
 from ._sources import (
     MarkovSource,
     bbc_news_texts,
@@ -51,4 +52,5 @@ __all__ = [
     "TrainHistory",
     "forgetting_study",
     "runs_to_arrays",
+    "compare_optimizers",
 ]

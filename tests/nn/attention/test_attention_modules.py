@@ -166,7 +166,7 @@ def test_bad_input_shape():
 
 @pytest.mark.slow
 def test_demo_runs(tmp_path):
-    from sciml_toolbox.nn.attention._demo import demo
+    from sciml_toolbox.tour.attention import demo
 
     out = demo(tmp_path, "cpu")
     assert (tmp_path / "attention.png").exists()

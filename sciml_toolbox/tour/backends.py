@@ -6,9 +6,10 @@ import time
 
 import numpy as np
 
-from ._array_api import get_namespace, make_generator, svd, to_numpy
-from ._backends import backend_report
-from ._demos import register_demo
+from sciml_toolbox._backends import backend_report
+from sciml_toolbox.array_api import get_namespace, make_generator, svd, to_numpy
+
+from ._registry import register_demo
 
 
 def _namespaces(device):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._demos import register_demo
+from ._registry import register_demo
 
 # the subset is small enough to be memorised; a 2-block, 384-wide denoiser (0.9M parameters)
 # memorises about as much of it as the default 3-block, 512-wide one (69% vs 74% of the samples
@@ -52,15 +52,16 @@ def demo(out_dir, device="cpu"):
     import matplotlib.pyplot as plt
     import torch
 
-    from . import (
+    from sciml_toolbox.nn.diffusion import (
         DenoiserConfig,
         SparseRepellency,
         ddpm_sample,
         load_digits_images,
+        nearest_distance,
         shield_share,
         train_ddpm,
+        vendi_score,
     )
-    from ._metrics import nearest_distance, vendi_score
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

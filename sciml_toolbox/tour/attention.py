@@ -6,7 +6,7 @@ import math
 import time
 from pathlib import Path
 
-from ..._demos import register_demo
+from ._registry import register_demo
 
 
 def _maps(torch, n=48, d=16, seed=0):
@@ -61,7 +61,7 @@ def demo(out_dir, device="cpu"):
     import matplotlib.pyplot as plt
     import torch
 
-    from . import sigmoid_attention, triton_available
+    from sciml_toolbox.nn.attention import sigmoid_attention, triton_available
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

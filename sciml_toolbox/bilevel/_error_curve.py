@@ -1,4 +1,4 @@
-"""Hypergradient error against inner error: the study of Ye et al. (2024), Figs. 1-3."""
+"""Hypergradient error against inner error, the diagnostic of Ye et al. (2024), Figs. 1-3."""
 
 from __future__ import annotations
 

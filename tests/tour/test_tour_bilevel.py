@@ -5,7 +5,7 @@ import pytest
 
 @pytest.mark.slow
 def test_demo(tmp_path):
-    from sciml_toolbox._demos import get_demos
+    from sciml_toolbox.tour import get_demos
 
     demos = {d.name: d for d in get_demos()}
     out = demos["bilevel"].func(tmp_path, "cpu")

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from .._demos import register_demo
+from ._registry import register_demo
 
 
 def closed_form_cca(X, Y, n_components, reg):
@@ -48,7 +48,7 @@ def demo(out_dir, device="cpu"):
     from sklearn.datasets import load_digits
     from threadpoolctl import threadpool_limits
 
-    from . import LandingCCA, generalized_eigh, make_gevp_pencil
+    from sciml_toolbox.stiefel import LandingCCA, generalized_eigh, make_gevp_pencil
 
     out = {}
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))

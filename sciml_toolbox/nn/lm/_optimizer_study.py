@@ -1,4 +1,4 @@
-"""AdEMAMix against AdamW on a small byte-level LM: loss curves and forgetting.
+"""Optimizers compared on a small byte-level LM: loss curves and forgetting (AdEMAMix, AdamW).
 
 A small-scale version of the comparisons of Pagliardini, Ablin & Grangier (2024): both
 optimizers see the same batches in the same order; we record the validation loss, the number of
@@ -15,14 +15,13 @@ import time
 import numpy as np
 import torch
 
-from ._ademamix import AdEMAMix
+from ._corpus import DomainCorpus
+from ._model import TinyLM, TinyLMConfig
 
-__all__ = ["compare_on_lm"]
+__all__ = ["compare_optimizers"]
 
 
 def _corpus(seq_len, random_state):
-    from sciml_toolbox.nn.lm import DomainCorpus
-
     return DomainCorpus.from_stdlib(("prose",), seq_len=seq_len, random_state=random_state)
 
 
@@ -31,6 +30,8 @@ def _make_optimizer(name, model, n_steps, lr, alpha, beta3, weight_decay):
         return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999),
                                  weight_decay=weight_decay)
     if name == "AdEMAMix":
+        from ..optim import AdEMAMix
+
         return AdEMAMix(model.parameters(), lr=lr, betas=(0.9, 0.999, beta3), alpha=alpha,
                         T_alpha=n_steps, T_beta3=n_steps, weight_decay=weight_decay)
     raise ValueError(f"optimizer must be 'AdamW' or 'AdEMAMix', got {name!r}")
@@ -54,10 +55,10 @@ def _loss(model, batches):
     return out
 
 
-def compare_on_lm(n_steps=300, *, size="0.1M", seq_len=64, batch_size=16, lr=3e-3,
-                  alpha=5.0, beta3=0.999, weight_decay=0.1, probe_step=None, eval_every=10,
-                  n_val_batches=4, optimizers=("AdamW", "AdEMAMix"), random_state=0,
-                  verbose=False):
+def compare_optimizers(n_steps=300, *, size="0.1M", seq_len=64, batch_size=16, lr=3e-3,
+                       alpha=5.0, beta3=0.999, weight_decay=0.1, probe_step=None,
+                       eval_every=10, n_val_batches=4, optimizers=("AdamW", "AdEMAMix"),
+                       random_state=0, verbose=False):
     """Train the same small LM with each optimizer on the same batches; measure forgetting.
 
     The model is :class:`sciml_toolbox.nn.lm.TinyLM` on the bytes of ``pydoc_data.topics``
@@ -102,8 +103,6 @@ def compare_on_lm(n_steps=300, *, size="0.1M", seq_len=64, batch_size=16, lr=3e-
         ``gap_late`` (memorisation gap at the first evaluation after the probe, at the end, and
         its mean over the evaluations in the second half of the steps after the probe).
     """
-    from sciml_toolbox.nn.lm import TinyLM, TinyLMConfig
-
     if probe_step is None:
         probe_step = n_steps // 4
     corpus = _corpus(seq_len, random_state)

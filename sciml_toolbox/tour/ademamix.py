@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sciml_toolbox._demos import register_demo
+from ._registry import register_demo
 
 
 @register_demo("ademamix", "AdEMAMix vs AdamW on a tiny LM: loss curves and forgetting")
@@ -20,13 +20,13 @@ def demo(out_dir, device="cpu"):
     import matplotlib.pyplot as plt
     import torch
 
-    from ._ademamix_study import compare_on_lm
+    from sciml_toolbox.nn.lm import compare_optimizers
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny model: threads cost more than they give
     try:
-        res = compare_on_lm(n_steps=120, size="0.1M", seq_len=48, batch_size=12, lr=3e-3,
-                            alpha=5.0, beta3=0.999, eval_every=10, n_val_batches=2)
+        res = compare_optimizers(n_steps=120, size="0.1M", seq_len=48, batch_size=12, lr=3e-3,
+                                 alpha=5.0, beta3=0.999, eval_every=10, n_val_batches=2)
     finally:
         torch.set_num_threads(threads)
     steps = res["steps"]

@@ -1,10 +1,10 @@
 """Registry of the demos run by ``sciml-toolbox demo`` and ``make demo``.
 
 Each method adds one demo: a function ``demo(out_dir, device) -> dict`` decorated with
-:func:`register_demo`, living in its subpackage's ``_demo.py``. A demo runs in under a minute on
-a laptop CPU, saves one PNG into ``out_dir`` and returns a dict of headline numbers (str -> float
-or str). The module names are listed in :data:`DEMO_MODULES`; a module that does not exist yet is
-skipped, one that fails to import is reported as a failed demo.
+:func:`register_demo`, living in its own module of :mod:`sciml_toolbox.tour`. A demo runs in
+under a minute on a laptop CPU, saves one PNG into ``out_dir`` and returns a dict of headline
+numbers (str -> float or str). The module names are listed in :data:`DEMO_MODULES`; a module
+that does not exist is skipped, one that fails to import is reported as a failed demo.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ __all__ = ["Demo", "register_demo", "get_demos", "DEMO_MODULES"]
 
 #: Modules that register demos, in the order of the tour.
 DEMO_MODULES = (
-    "sciml_toolbox._backend_demo",
-    "sciml_toolbox.multiview._demo",
-    "sciml_toolbox.stiefel._demo",
-    "sciml_toolbox.bilevel._demo",
-    "sciml_toolbox.dynamics._demo",
-    "sciml_toolbox.nn.optim._demo",
-    "sciml_toolbox.nn.attention._demo",
-    "sciml_toolbox.nn.lm._demo",
-    "sciml_toolbox.scaling._demo",
-    "sciml_toolbox.nn.mixing._demo",
-    "sciml_toolbox.nn.soup._demo",
-    "sciml_toolbox.nn.diffusion._demo",
+    "sciml_toolbox.tour.backends",
+    "sciml_toolbox.tour.multiview",
+    "sciml_toolbox.tour.stiefel",
+    "sciml_toolbox.tour.bilevel",
+    "sciml_toolbox.tour.dynamics",
+    "sciml_toolbox.tour.ademamix",
+    "sciml_toolbox.tour.attention",
+    "sciml_toolbox.tour.lm",
+    "sciml_toolbox.tour.scaling",
+    "sciml_toolbox.tour.mixing",
+    "sciml_toolbox.tour.soup",
+    "sciml_toolbox.tour.spell",
 )
 
 

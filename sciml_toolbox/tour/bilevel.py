@@ -10,12 +10,16 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from .._array_api import to_numpy
-from .._demos import register_demo
-from ._hypergradient import solve_inner
-from ._problems import LogisticProblem
-from ._study import hypergradient_error_curve, loglog_slope
-from ._tuners import BilevelRidgeCV
+from sciml_toolbox.array_api import to_numpy
+from sciml_toolbox.bilevel import (
+    BilevelRidgeCV,
+    LogisticProblem,
+    hypergradient_error_curve,
+    loglog_slope,
+    solve_inner,
+)
+
+from ._registry import register_demo
 
 _LABELS = {"ift": "IFT", "newton": "Newton-preconditioned", "jacobi": "Jacobi-preconditioned",
            "reparam_exp": "reparam. exp", "reparam_diag": "reparam. diagonal"}

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .._demos import register_demo
+from ._registry import register_demo
 
 
 @register_demo("multiview", "MVICAD2 recovers shared sources, delays and dilations (5 subjects)")
@@ -30,9 +30,9 @@ def demo(out_dir, device="cpu"):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..datasets import make_multiview_sources
-    from . import MVICA, MVICAD, MVICAD2, amari_distance, warp_errors
-    from ._metrics import match_sources
+    from sciml_toolbox.datasets import make_multiview_sources
+    from sciml_toolbox.multiview import MVICA, MVICAD, MVICAD2, amari_distance, warp_errors
+    from sciml_toolbox.multiview._metrics import match_sources
 
     setting = dict(n_concat=5, onset=200)
     d = make_multiview_sources(5, 3, 600, noise=0.01, max_dilation=1.15, max_shift=0.05,

@@ -6,12 +6,12 @@ import pytest
 
 pytest.importorskip("sciml_toolbox.nn.lm")
 
-from sciml_toolbox.nn.optim._ademamix_study import compare_on_lm  # noqa: E402
+from sciml_toolbox.nn.lm import compare_optimizers  # noqa: E402
 
 
-def test_compare_on_lm_structure_and_twin_runs():
-    res = compare_on_lm(n_steps=6, size="0.1M", seq_len=16, batch_size=2, eval_every=2,
-                        n_val_batches=1, probe_step=3)
+def test_compare_optimizers_structure_and_twin_runs():
+    res = compare_optimizers(n_steps=6, size="0.1M", seq_len=16, batch_size=2, eval_every=2,
+                             n_val_batches=1, probe_step=3)
     steps = res["steps"]
     assert steps[0] == 0 and steps[-1] == 6 and 3 in steps and 4 in steps
     for name in ("AdamW", "AdEMAMix"):
@@ -28,6 +28,6 @@ def test_compare_on_lm_structure_and_twin_runs():
     assert res["AdamW"]["steps_to_adamw_final"] == 6
 
 
-def test_compare_on_lm_rejects_unknown_optimizer():
+def test_compare_optimizers_rejects_unknown_optimizer():
     with pytest.raises(ValueError, match="optimizer"):
-        compare_on_lm(n_steps=2, seq_len=16, batch_size=2, optimizers=("SGD",))
+        compare_optimizers(n_steps=2, seq_len=16, batch_size=2, optimizers=("SGD",))

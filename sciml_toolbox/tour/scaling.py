@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .._demos import register_demo
+from ._registry import register_demo
 
 
 @register_demo("scaling", "Scaling laws: 4,500-start Huber/L-BFGS fits (Chinchilla, forgetting)")
@@ -25,7 +25,7 @@ def demo(out_dir, device="cpu"):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import ChinchillaLaw, ForgettingLaw, plot_law_fit
+    from sciml_toolbox.scaling import ChinchillaLaw, ForgettingLaw, plot_law_fit
 
     true = {"E": 1.817, "A": 477.8, "B": 2143.9, "alpha": 0.347, "beta": 0.367}
     rng = np.random.default_rng(0)

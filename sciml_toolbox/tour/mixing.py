@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._demos import register_demo
+from ._registry import register_demo
 
 
 @register_demo("dga", "Dynamic Gradient Alignment: online domain weights (synthetic domains)")
@@ -17,8 +17,15 @@ def demo(out_dir, device="cpu"):
     import matplotlib.pyplot as plt
     import torch
 
-    from ..lm import DomainCorpus, TinyLM, TinyLMConfig, markov_domains, sample_mixture, train
-    from . import DGA, ImportanceSampling, UniformMixture
+    from sciml_toolbox.nn.lm import (
+        DomainCorpus,
+        TinyLM,
+        TinyLMConfig,
+        markov_domains,
+        sample_mixture,
+        train,
+    )
+    from sciml_toolbox.nn.mixing import DGA, ImportanceSampling, UniformMixture
 
     k, steps, batch = 4, 1000, 16
     target = np.array([0.7, 0.3, 0.0, 0.0])

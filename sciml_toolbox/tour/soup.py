@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from ..._demos import register_demo
+from ._registry import register_demo
 
 
 @register_demo("soup", "Soup-of-Experts: instant specialists vs a generic model (synthetic)")
@@ -19,8 +19,8 @@ def demo(out_dir, device="cpu"):
     import matplotlib.pyplot as plt
     import torch
 
-    from ..lm import DomainCorpus, TinyLM, TinyLMConfig, evaluate, train
-    from . import DomainHistogramSampler, SoupOfExperts, train_soup
+    from sciml_toolbox.nn.lm import DomainCorpus, TinyLM, TinyLMConfig, evaluate, train
+    from sciml_toolbox.nn.soup import DomainHistogramSampler, SoupOfExperts, train_soup
 
     k, steps = 4, 120
     cfg = TinyLMConfig(d_model=48, n_layers=1, n_heads=2, max_seq_len=32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ..._demos import register_demo
+from ._registry import register_demo
 
 
 @register_demo("lm", "Small-LM workbench: TinyLM on stdlib code + pydoc prose, per-domain losses")
@@ -23,7 +23,7 @@ def demo(out_dir, device="cpu"):
     import matplotlib.pyplot as plt
     import torch
 
-    from . import DomainCorpus, TinyLM, TinyLMConfig, train
+    from sciml_toolbox.nn.lm import DomainCorpus, TinyLM, TinyLMConfig, train
 
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)
