@@ -51,10 +51,10 @@ from sklearn.utils._param_validation import (  # the one private import, see the
     Interval,
     StrOptions,
 )
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._array_api import from_numpy, get_namespace, namespace_name
-from ._validation import check_array
+from ._array_api import from_numpy, get_namespace, namespace_name, to_numpy
+from ._validation import check_array, check_consistent_length, check_finite
 
 __all__ = [
     "Estimator",
@@ -185,6 +185,49 @@ class Estimator(BaseEstimator):
             validate_data(self, X_in if hasattr(X_in, "columns") else X,
                           skip_check_array=True, reset=reset)
         return X
+
+    def _validate_y(self, y, X, *, numeric=True, name="y"):
+        """Validate a 1-D target against the validated ``X``; returns a NumPy array.
+
+        Parameters
+        ----------
+        y : array_like, shape (n_samples,) or (n_samples, 1)
+            Any namespace, list or pandas Series. A column vector is flattened with scikit-
+            learn's ``DataConversionWarning``.
+        X : array, shape (n_samples, n_features)
+            Validated ``X`` (for the number of samples).
+        numeric : bool, default=True
+            Cast to float64 (regression); ``False`` keeps the labels (classification).
+        name : str, default='y'
+
+        Returns
+        -------
+        y : ndarray, shape (n_samples,)
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        if numeric:
+            y = check_array(reject_unsupported(y, name, type(self).__name__, allow_1d=True),
+                            name, ndim=(1, 2))
+        else:
+            if hasattr(y, "iloc"):
+                y = y.to_numpy()
+            if sp.issparse(y):
+                raise TypeError(f"{name} must be dense: sparse data is not supported")
+        y = np.asarray(to_numpy(y)) if not isinstance(y, (list, tuple)) else np.asarray(y)
+        if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] != 1):
+            raise ValueError(
+                f"{name} must be a 1-D array of n_samples targets, got shape {y.shape}"
+            )
+        y = column_or_1d(y, warn=True)
+        if numeric:
+            y = y.astype(np.float64, copy=False)
+        if y.dtype.kind == "f":
+            check_finite(y, name)
+        check_consistent_length(X, y, names=("X", name))
+        return y
 
     @staticmethod
     def _to_input_namespace(out, like):

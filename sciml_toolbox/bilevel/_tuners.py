@@ -8,16 +8,15 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import ShuffleSplit, check_cv
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import metadata_routing
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array_api import solve, to_numpy
+from .._base import Estimator, Interval, StrOptions
 from .._validation import check_array
 from ._hypergradient import hypergradient, solve_inner
 from ._problems import LogisticProblem, RidgeProblem
@@ -27,7 +26,7 @@ __all__ = ["BilevelRidgeCV", "BilevelLogisticRegressionCV"]
 _METHODS = {"ift": "ift", "newton": "newton", "jacobi": "jacobi", "reparam": "reparam_diag"}
 
 
-class _BilevelTuner(BaseEstimator):
+class _BilevelTuner(Estimator):
     """Hypergradient descent on log-regularisation weights, shared by the two tuners."""
 
     # validation data is passed to fit directly, never routed as metadata
@@ -81,6 +80,20 @@ class _BilevelTuner(BaseEstimator):
             folds.append((Xn[tr], yn[tr], Xn[va], yn[va]))
         return folds
 
+    def _check_X_y(self, X, y, *, numeric):
+        """Validated ``(X_in, X, y)``: ``X_in`` in the caller's namespace (for the outputs),
+        ``X`` and ``y`` as float64 NumPy arrays for the solver (labels kept when not
+        ``numeric``)."""
+        X_in = self._validate_X(X, reset=True)
+        y = self._validate_y(y, X_in, numeric=numeric)
+        return X_in, np.asarray(to_numpy(X_in), dtype=np.float64), y
+
+    def _check_X_predict(self, X):
+        """Validated ``(X_in, X)`` for prediction: caller's namespace, float64 NumPy."""
+        self._check_fitted()
+        X_in = self._validate_X(X, reset=False)
+        return X_in, np.asarray(to_numpy(X_in), dtype=np.float64)
+
     def _check_val(self, X, X_val, y_val):
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val must be given together")
@@ -118,7 +131,7 @@ class _BilevelTuner(BaseEstimator):
         m = xp.zeros_like(x)
         v = xp.zeros_like(x)
         b1, b2, eps = 0.9, 0.999, 1e-8
-        hist = {"val_loss": [], "grad_norm": [], "inner_iter": [], "inner_tol": [], "time": []}
+        hist = self._new_history("val_loss", "grad_norm", "inner_iter", "inner_tol")
         best, best_x = math.inf, x
         converged = False
         rel_change = math.inf
@@ -144,6 +157,9 @@ class _BilevelTuner(BaseEstimator):
                     f"non-finite validation loss or hypergradient at iteration {k}; lower "
                     "learning_rate"
                 )
+            hist["iteration"].append(k + 1)
+            hist["loss"].append(loss)
+            hist["constraint_violation"].append(0.0)  # unconstrained log-penalties
             hist["val_loss"].append(loss)
             hist["grad_norm"].append(gnorm)
             hist["inner_iter"].append(n_inner)
@@ -254,9 +270,11 @@ class BilevelRidgeCV(RegressorMixin, _BilevelTuner):
         Negative mean squared error on the validation data (averaged over folds) at ``alpha_``,
         with the inner problems solved to a relative gradient norm of 1e-10.
     history_ : dict of lists
-        Per outer iteration: ``val_loss`` (half mean squared error), ``grad_norm``,
-        ``inner_iter``, ``inner_tol``, ``time`` (seconds since the start of tuning,
-        including the set-up of the problems).
+        Per outer iteration, the common keys of the :ref:`estimator conventions
+        <conventions>`: ``iteration``, ``loss`` (the validation loss, same as ``val_loss``),
+        ``constraint_violation`` (always 0: the log-penalties are unconstrained), ``time``
+        (seconds since the start of tuning, including the set-up of the problems); and
+        ``val_loss`` (half mean squared error), ``grad_norm``, ``inner_iter``, ``inner_tol``.
     n_iter_ : int
     n_features_in_ : int
 
@@ -321,7 +339,7 @@ class BilevelRidgeCV(RegressorMixin, _BilevelTuner):
         self : BilevelRidgeCV
         """
         self._validate_params()
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        _, X, y = self._check_X_y(X, y, numeric=True)
         X_val, y_val = self._check_val(X, X_val, y_val)
         if X_val is not None:
             X_val, y_val = np.asarray(to_numpy(X_val), float), np.asarray(to_numpy(y_val), float)
@@ -346,13 +364,27 @@ class BilevelRidgeCV(RegressorMixin, _BilevelTuner):
         -------
         score : float
         """
-        return super().score(X, y, sample_weight=sample_weight)
+        from sklearn.metrics import r2_score
+
+        return float(r2_score(to_numpy(y), to_numpy(self.predict(X)),
+                              sample_weight=_host(sample_weight)))
 
     def predict(self, X):
-        """Predictions ``X @ coef_ + intercept_``, shape (n_samples,)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return X @ self.coef_ + self.intercept_
+        """Predictions ``X @ coef_ + intercept_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            NumPy, torch, ... (computed on the host in float64).
+
+        Returns
+        -------
+        y_pred : array of shape (n_samples,)
+            In the namespace, on the device and in the floating dtype of ``X`` (NumPy for
+            lists and DataFrames).
+        """
+        X_in, X = self._check_X_predict(X)
+        return self._to_input_namespace(X @ self.coef_ + self.intercept_, X_in)
 
 
 class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
@@ -401,7 +433,7 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
         Negative validation log-loss at ``alpha_`` (averaged over folds), with the inner
         problems solved to a relative gradient norm of 1e-10.
     history_ : dict of lists
-        ``val_loss`` (log-loss), ``grad_norm``, ``inner_iter``, ``inner_tol``, ``time``.
+        As for :class:`BilevelRidgeCV`, with ``val_loss`` (and ``loss``) the log-loss.
     n_iter_ : int
     n_features_in_ : int
     """
@@ -465,7 +497,7 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
         self : BilevelLogisticRegressionCV
         """
         self._validate_params()
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        _, X, y = self._check_X_y(X, y, numeric=False)
         check_classification_targets(y)
         enc = LabelEncoder().fit(y)
         self.classes_ = enc.classes_
@@ -514,21 +546,66 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
         -------
         score : float
         """
-        return super().score(X, y, sample_weight=sample_weight)
+        from sklearn.metrics import accuracy_score
+
+        return float(accuracy_score(to_numpy(y), to_numpy(self.predict(X)),
+                                    sample_weight=_host(sample_weight)))
+
+    def _decision(self, X):
+        X_in, X = self._check_X_predict(X)
+        return X_in, X @ self.coef_[0] + self.intercept_[0]
 
     def decision_function(self, X):
-        """Signed scores ``X @ coef_.T + intercept_``, shape (n_samples,)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return X @ self.coef_[0] + self.intercept_[0]
+        """Signed scores ``X @ coef_.T + intercept_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : array of shape (n_samples,)
+            In the namespace and on the device of ``X`` (NumPy for lists and DataFrames).
+        """
+        X_in, s = self._decision(X)
+        return self._to_input_namespace(s, X_in)
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, 2), columns ordered as ``classes_``."""
-        s = self.decision_function(X)
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : array of shape (n_samples, 2)
+            Columns ordered as ``classes_``; namespace and device of ``X``.
+        """
+        X_in, s = self._decision(X)
         p1 = 1.0 / (1.0 + np.exp(-s))
-        return np.stack([1.0 - p1, p1], axis=1)
+        return self._to_input_namespace(np.stack([1.0 - p1, p1], axis=1), X_in)
 
     def predict(self, X):
-        """Predicted class labels, shape (n_samples,)."""
-        check_is_fitted(self)
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : array of shape (n_samples,)
+            Entries of ``classes_``: in the namespace and on the device of ``X`` when the
+            labels are numbers, a NumPy array otherwise (string labels).
+        """
+        X_in, s = self._decision(X)
+        labels = self.classes_[(s > 0).astype(int)]
+        if labels.dtype.kind not in "biuf":
+            return labels
+        return self._to_input_namespace(labels, X_in)
+
+
+def _host(a):
+    """``a`` as a NumPy array (``None`` stays ``None``)."""
+    return None if a is None else np.asarray(to_numpy(a))

@@ -108,7 +108,8 @@ def test_cv_splitter_and_attributes():
     est = BilevelRidgeCV(cv=3, max_iter=15, per_feature=False).fit(X, y)
     assert np.all(est.alpha_ == est.alpha_[0])
     assert len(est.history_["val_loss"]) == est.n_iter_ <= 15
-    assert set(est.history_) == {"val_loss", "grad_norm", "inner_iter", "inner_tol", "time"}
+    assert set(est.history_) == {"val_loss", "grad_norm", "inner_iter", "inner_tol", "time",
+                                 "iteration", "loss", "constraint_violation"}
     assert est.n_features_in_ == X.shape[1]
     # decreasing inner tolerance schedule
     tols = est.history_["inner_tol"]
