@@ -49,6 +49,8 @@ def load_digits_images(n_images=None, *, random_state=0, dtype=torch.float32):
     """
     from sklearn.datasets import load_digits
 
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
     data = load_digits()
     x, y = data.images, data.target
     if n_images is not None:
@@ -88,6 +90,22 @@ class DenoiserConfig:
     n_blocks: int = 3
     time_dim: int = 128
 
+    def __post_init__(self):
+        shape = self.sample_shape
+        if isinstance(shape, (int, np.integer)) or not isinstance(shape, (tuple, list)) \
+                or len(shape) == 0 \
+                or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                           for s in shape):
+            raise TypeError(f"sample_shape must be a tuple of ints, got {shape!r}")
+        if any(s < 1 for s in shape):
+            raise ValueError(f"sample_shape must have positive sizes, got {tuple(shape)}")
+        self.sample_shape = tuple(int(s) for s in shape)
+        check_int(self.hidden, "hidden", min_value=1)
+        check_int(self.n_blocks, "n_blocks", min_value=0)
+        check_int(self.time_dim, "time_dim", min_value=2)
+        if self.time_dim % 2:
+            raise ValueError(f"time_dim must be even (cos and sin halves), got {self.time_dim}")
+
 
 class _Block(nn.Module):
     def __init__(self, hidden, time_dim):
@@ -118,6 +136,8 @@ class MLPDenoiser(nn.Module):
 
     def __init__(self, config=None):
         super().__init__()
+        if config is not None and not isinstance(config, DenoiserConfig):
+            raise TypeError(f"config must be a DenoiserConfig, got {type(config).__name__}")
         self.config = DenoiserConfig() if config is None else config
         c = self.config
         dim = int(np.prod(c.sample_shape))
@@ -132,6 +152,13 @@ class MLPDenoiser(nn.Module):
 
     def forward(self, x, t):
         """Predicted noise, shape (batch, \\*sample_shape)."""
+        shape = self.config.sample_shape
+        if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
+            raise ValueError(f"x must have shape (batch, *{tuple(shape)}), got {tuple(x.shape)}")
+        if t.ndim > 1 or t.numel() not in (1, x.shape[0]):
+            raise ValueError(f"t must have shape ({x.shape[0]},) (one timestep per sample), got "
+                             f"{tuple(t.shape)}")
+        t = t.reshape(-1).expand(x.shape[0])
         temb = self.time_mlp(timestep_embedding(t, self.config.time_dim))
         h = self.inp(x.reshape(x.shape[0], -1))
         for block in self.blocks:
@@ -198,9 +225,18 @@ def train_ddpm(images=None, *, n_images=None, n_iter=3000, batch_size=128, lr=2e
         images, _ = load_digits_images(n_images, random_state=random_state)
     elif not isinstance(images, torch.Tensor) or images.ndim < 2:
         raise TypeError("images must be a torch.Tensor of shape (n, *sample_shape)")
+    if images.is_complex() or images.dtype == torch.bool:
+        raise TypeError(f"images must have a real numeric dtype, got {images.dtype}")
+    if images.shape[0] == 0 or images[0].numel() == 0:
+        raise ValueError(f"images must hold at least one non-empty image, got shape "
+                         f"{tuple(images.shape)}")
     if not torch.isfinite(images).all():
         raise ValueError("images must contain only finite values")
     schedule = NoiseSchedule() if schedule is None else schedule
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    if config is not None and not isinstance(config, DenoiserConfig):
+        raise TypeError(f"config must be a DenoiserConfig, got {type(config).__name__}")
     if config is None:
         config = DenoiserConfig(sample_shape=tuple(images.shape[1:]))
     elif tuple(config.sample_shape) != tuple(images.shape[1:]):

@@ -22,7 +22,8 @@ import math
 
 import torch
 
-from ._samplers import _noise, to_x0_eps
+from ..._validation import check_int
+from ._samplers import _check_common, _noise, to_x0_eps
 
 __all__ = ["SpellScheduler", "diffusers_sample"]
 
@@ -160,6 +161,13 @@ def diffusers_sample(unet, scheduler, shape, *, repellency=None, n_steps=50, gen
     scheduler : SpellScheduler or the given scheduler
         The scheduler used (its ``history_`` holds the repellency's activity).
     """
+    if not callable(unet):
+        raise TypeError(f"unet must be callable as unet(x, t), got {type(unet).__name__}")
+    if not all(hasattr(scheduler, a) for a in ("set_timesteps", "step", "scale_model_input")):
+        raise TypeError("scheduler must be a diffusers scheduler with set_timesteps(), "
+                        f"scale_model_input() and step(), got {type(scheduler).__name__}")
+    _check_common(unet, shape, None, 1, "epsilon", None, dtype)  # shape and dtype
+    n_steps = check_int(n_steps, "n_steps", min_value=1)
     if repellency is not None:
         scheduler = SpellScheduler(scheduler, repellency)
     if device is None:

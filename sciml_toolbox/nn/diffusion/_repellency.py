@@ -135,6 +135,14 @@ def sparse_repellency_delta(x, reference, radius, *, chunk_size=None, reference_
     reference_sqnorm : array, shape (m,), optional
         Precomputed ``||z_k||^2`` (cache it when the reference is reused).
 
+    Raises
+    ------
+    ValueError
+        If ``radius`` is not a finite number > 0, or ``x``, ``reference`` or
+        ``reference_sqnorm`` hold NaN or infinite values, or their shapes do not match.
+    TypeError
+        If ``x`` and ``reference`` do not share one real floating dtype.
+
     Returns
     -------
     delta : array, shape (n, d)
@@ -142,6 +150,29 @@ def sparse_repellency_delta(x, reference, radius, *, chunk_size=None, reference_
     n_pairs : array of int64, shape (n,)
         Number of balls each query is in.
     """
+    radius = check_positive(radius, "radius")
+    x = check_array(x, "x", ndim=2, min_samples=0, min_features=0)
+    reference = check_array(reference, "reference", ndim=2, min_samples=0, min_features=0)
+    get_namespace(x, reference)  # one namespace
+    if reference.shape[1] != x.shape[1]:
+        raise ValueError(f"reference has dimension {reference.shape[1]}, x has {x.shape[1]}: "
+                         "both must have shape (., d)")
+    if reference.dtype != x.dtype:
+        raise TypeError(f"x ({x.dtype}) and reference ({reference.dtype}) must have the same "
+                        "dtype")
+    chunk_size = check_int(chunk_size, "chunk_size", min_value=1, allow_none=True)
+    if reference_sqnorm is not None:
+        reference_sqnorm = check_array(reference_sqnorm, "reference_sqnorm", ndim=1,
+                                       min_samples=0)
+        if reference_sqnorm.shape[0] != reference.shape[0]:
+            raise ValueError(f"reference_sqnorm must have shape ({reference.shape[0]},), got "
+                             f"{tuple(reference_sqnorm.shape)}")
+    return _delta_exact(x, reference, radius, chunk_size=chunk_size,
+                        reference_sqnorm=reference_sqnorm)
+
+
+def _delta_exact(x, reference, radius, *, chunk_size=None, reference_sqnorm=None):
+    """:func:`sparse_repellency_delta` without the input checks (inputs already validated)."""
     xp = get_namespace(x, reference)
     n, d = x.shape
     m = reference.shape[0]
@@ -282,9 +313,9 @@ class _CellPartition:
             rows = xp.nonzero(active)[0]
             z, zsq = self.unsorted, self.unsorted_sqnorm
             if rows.shape[0] == n:
-                return sparse_repellency_delta(x, z, radius, chunk_size=chunk_size,
+                return _delta_exact(x, z, radius, chunk_size=chunk_size,
                                                reference_sqnorm=zsq)
-            dg, cg = sparse_repellency_delta(xp.take(x, rows, axis=0), z, radius,
+            dg, cg = _delta_exact(xp.take(x, rows, axis=0), z, radius,
                                              chunk_size=chunk_size, reference_sqnorm=zsq)
             return _segment_sum(dg, rows, n, xp), _segment_sum(cg, rows, n, xp)
         order = xp.argsort(group, stable=True)
@@ -300,7 +331,7 @@ class _CellPartition:
             else:
                 idx = xp.nonzero(xp.take(reach_g[g, ...], self.cell, axis=0))[0]
                 z, zsq = xp.take(self.reference, idx, axis=0), xp.take(self.sqnorm, idx, axis=0)
-            dg, cg = sparse_repellency_delta(xs[start:stop, ...], z, radius,
+            dg, cg = _delta_exact(xs[start:stop, ...], z, radius,
                                              chunk_size=chunk_size, reference_sqnorm=zsq)
             delta[start:stop, ...] = dg
             counts[start:stop] = cg
@@ -557,7 +588,7 @@ class SparseRepellency(_ActivityMixin):
             ref, ref_sq, cells = self._working_reference(flat)
             if cells is not None:
                 return cells.search(flat, self.radius, chunk_size=self.chunk_size)
-            return sparse_repellency_delta(flat, ref, self.radius, chunk_size=self.chunk_size,
+            return _delta_exact(flat, ref, self.radius, chunk_size=self.chunk_size,
                                            reference_sqnorm=ref_sq)
         index = self._faiss_index()
         xq = to_numpy(flat)
@@ -594,7 +625,7 @@ class SparseRepellency(_ActivityMixin):
         xp = get_namespace(flat)
         delta, _ = self._static_delta(flat)
         if self.dynamic and flat.shape[0] > 1:
-            dyn, _ = sparse_repellency_delta(flat, flat, self.radius, chunk_size=self.chunk_size)
+            dyn, _ = _delta_exact(flat, flat, self.radius, chunk_size=self.chunk_size)
             delta = delta + dyn
         return xp.reshape(delta, x0_hat.shape)
 

@@ -54,6 +54,9 @@ class NoiseSchedule:
         self.beta_start = check_in_range(beta_start, "beta_start", 0.0, 1.0, closed="neither")
         self.beta_end = check_in_range(beta_end, "beta_end", 0.0, 1.0, closed="neither")
         self.kind = check_option(kind, "kind", ("linear", "cosine"))
+        if self.kind == "linear" and self.beta_end < self.beta_start:
+            raise ValueError(f"beta_end ({beta_end}) must be >= beta_start ({beta_start}): "
+                             "the noise level grows with t")
         if kind == "linear":
             # float32 linspace like diffusers, so that both reproduce each other exactly
             betas = torch.linspace(self.beta_start, self.beta_end, self.n_train_steps,
@@ -111,6 +114,8 @@ def _model_output(model, x, t):
             f"model must return a tensor of the input's shape {tuple(x.shape)} (or an object "
             f"with such a .sample), got {getattr(out, 'shape', type(out).__name__)}"
         )
+    if not torch.isfinite(out).all():
+        raise FloatingPointError(f"model returned NaN or infinite values at timestep {int(t)}")
     return out
 
 
@@ -139,7 +144,11 @@ def _check_common(model, shape, schedule, n_steps, prediction, clip, dtype):
     timesteps = schedule.timesteps(n_steps)
     check_option(prediction, "prediction", _PREDICTIONS)
     if clip is not None:
-        if len(clip) != 2 or not clip[0] < clip[1]:
+        if not isinstance(clip, (tuple, list)) or len(clip) != 2 or not all(
+                isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, bool)
+                for c in clip):
+            raise TypeError(f"clip must be None or a pair of numbers (low, high), got {clip!r}")
+        if not clip[0] < clip[1]:
             raise ValueError(f"clip must be None or a pair (low, high) with low < high, got {clip}")
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
@@ -202,8 +211,12 @@ def _sample(model, shape, schedule, *, n_steps, prediction, repellency, clip, ge
     if x_T is None:
         x = _noise(shape, generator, device, dtype)
     else:
+        if not isinstance(x_T, torch.Tensor):
+            raise TypeError(f"x_T must be a torch.Tensor, got {type(x_T).__name__}")
         if tuple(x_T.shape) != shape:
             raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
+        if x_T.is_complex() or not torch.isfinite(x_T).all():
+            raise ValueError("x_T must hold finite real values")
         x = x_T.to(device=device, dtype=dtype)
     rec = _Recorder(len(timesteps), shape[0], return_trajectory)
     for i, t in enumerate(timesteps):
