@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._array_api import get_namespace, to_numpy
-from .._validation import check_array
+from .._validation import check_array, check_in_range
 
 __all__ = ["amari_distance", "warp_errors", "match_sources"]
 
@@ -79,7 +79,9 @@ def warp_errors(dilations, shifts, true_dilations, true_shifts, *, max_dilation=
     true_dilations, true_shifts : array, shape (m, k)
         Ground truth.
     max_dilation : float, default=1.15
+        Dilation bound (>= 1) of the estimator.
     max_shift : float, default=0.05
+        Shift bound (>= 0) of the estimator.
     order : array of int, shape (k,), optional
         True source matched to each estimated source (see :func:`match_sources`).
 
@@ -89,13 +91,24 @@ def warp_errors(dilations, shifts, true_dilations, true_shifts, *, max_dilation=
     """
     import numpy as np
 
-    d, s = to_numpy(dilations), to_numpy(shifts)
-    td, ts = np.asarray(to_numpy(true_dilations)), np.asarray(to_numpy(true_shifts))
-    if d.shape != td.shape or s.shape != ts.shape or d.shape != s.shape:
-        raise ValueError(
-            f"dilations, shifts and the true values must share one shape (m, k), got "
-            f"{d.shape}, {s.shape}, {td.shape}, {ts.shape}"
-        )
+    arrays = {}
+    for name, a in (("dilations", dilations), ("shifts", shifts),
+                    ("true_dilations", true_dilations), ("true_shifts", true_shifts)):
+        arrays[name] = np.asarray(to_numpy(check_array(a, name, ndim=2)), dtype=float)
+        if arrays[name].shape != arrays["dilations"].shape:
+            raise ValueError(
+                f"{name} must have the shape (m, k) of dilations, "
+                f"{arrays['dilations'].shape}, got {arrays[name].shape}"
+            )
+    d, s, td, ts = arrays.values()
+    max_dilation = check_in_range(max_dilation, "max_dilation", 1.0, None)
+    max_shift = check_in_range(max_shift, "max_shift", 0.0, None)
+    if order is not None:
+        order = np.asarray(to_numpy(check_array(order, "order", ndim=1, dtype=None)))
+        if order.dtype.kind not in "iu" or order.shape[0] != d.shape[1] or (
+                order.size and (order.min() < 0 or order.max() >= d.shape[1])):
+            raise ValueError(f"order must hold {d.shape[1]} source indices in "
+                             f"[0, {d.shape[1]}), got {order!r}")
     if order is not None:
         td, ts = td[:, order], ts[:, order]
 
