@@ -7,11 +7,12 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 
-from .._array_api import from_numpy, get_namespace, to_numpy
-from .._validation import check_array, check_int, check_option, check_positive
+from .._array_api import to_numpy
+from .._base import Estimator, Interval, StrOptions
+from .._validation import check_int
 from ._fit import batched_lbfgs, huber, huber_grad, make_grid, polish
 
 __all__ = ["ScalingLaw", "ChinchillaLaw", "ForgettingLaw", "FinetuningLaw", "CustomLaw",
@@ -30,7 +31,7 @@ def _lse(*terms):
     return m + np.log(tot), [e / tot for e in ex]
 
 
-class ScalingLaw(RegressorMixin, BaseEstimator):
+class ScalingLaw(RegressorMixin, Estimator):
     """Base class: a loss law fitted in log space by Huber regression on log losses.
 
     A subclass defines the parameter names in the fitting (log) space, the default grid of
@@ -81,6 +82,45 @@ class ScalingLaw(RegressorMixin, BaseEstimator):
     _n_columns: tuple = ()
     _n_polish = 5
 
+    _parameter_constraints: dict = {
+        "delta": [Interval(numbers.Real, 0, None, closed="neither")],
+        "grid": ["array-like", None],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_bootstrap": [Interval(numbers.Integral, 0, None, closed="left")],
+        "confidence": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    #: the law's columns are fixed (N, D, ...), sizes and token counts > 0: the checks below
+    #: feed other numbers of columns or, under the positive_only tag, a column minimum of 0
+    _expected_failed_checks: dict = dict.fromkeys(
+        ("check_dict_unchanged", "check_dont_overwrite_parameters", "check_dtype_object",
+         "check_estimators_dtypes", "check_estimators_fit_returns_self",
+         "check_estimators_nan_inf", "check_estimators_overwrite_params",
+         "check_estimators_pickle", "check_f_contiguous_array_estimator",
+         "check_fit2d_1feature", "check_fit2d_1sample", "check_fit2d_predict1d",
+         "check_fit_check_is_fitted", "check_fit_idempotent", "check_fit_score_takes_y",
+         "check_methods_sample_order_invariance", "check_methods_subset_invariance",
+         "check_n_features_in", "check_n_features_in_after_fitting",
+         "check_non_transformer_estimators_n_iter", "check_pipeline_consistency",
+         "check_positive_only_tag_during_fit", "check_readonly_memmap_input",
+         "check_regressor_data_not_an_array", "check_regressors_int",
+         "check_regressors_no_decision_function", "check_regressors_train",
+         "check_requires_y_none", "check_supervised_y_2d"),
+        "X must have exactly the law's columns (e.g. N, D) with sizes and token counts > 0; "
+        "the check feeds another number of columns, or columns shifted to a minimum of 0",
+    )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # sizes, token counts
+        tags.target_tags.positive_only = True  # losses
+        tags.target_tags.required = True
+        # a fixed parametric form, not a general regressor: no R^2 > 0.5 on arbitrary data
+        tags.regressor_tags.poor_score = True
+        return tags
+
     def __init__(self, *, delta=1e-3, grid=None, max_iter=200, n_bootstrap=0, confidence=0.95,
                  random_state=0, verbose=False):
         self.delta = delta
@@ -105,8 +145,10 @@ class ScalingLaw(RegressorMixin, BaseEstimator):
     def _natural(self, theta):
         return dict(zip(self.fit_param_names, map(float, theta), strict=True))
 
-    def _check_X(self, X):
-        X = np.asarray(to_numpy(check_array(X, "X", ndim=2)), dtype=float)
+    def _check_X(self, X, reset=False):
+        """``X`` through the estimator data path, then as float64 NumPy with the law's columns
+        (``reset``: record ``n_features_in_``, as in ``fit``)."""
+        X = np.asarray(to_numpy(self._validate_X(X, reset=reset)), dtype=float)
         if self._n_columns and X.shape[1] not in self._n_columns:
             want = " or ".join(str(c) for c in self._n_columns)
             raise ValueError(f"X must have {want} columns ({self._column_doc}), got "
@@ -162,29 +204,24 @@ class ScalingLaw(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        check_positive(self.delta, "delta")
-        check_int(self.max_iter, "max_iter", min_value=1)
-        n_boot = check_int(self.n_bootstrap, "n_bootstrap", min_value=0)
-        if not 0.0 < float(self.confidence) < 1.0:
-            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
-        X = self._check_X(X)
-        y = np.asarray(to_numpy(check_array(y, "y", ndim=1)), dtype=float)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X and y must have the same number of points, got {X.shape[0]} "
-                             f"and {y.shape[0]}")
+        self._validate_params()
+        n_boot = self.n_bootstrap
+        X = self._check_X(X, reset=True)
+        y = self._validate_y(y, X)
         if np.any(y <= 0):
             raise ValueError("y (losses) must be > 0 everywhere, got minimum "
                              f"{float(y.min())}")
         P = len(self.fit_param_names)
         if X.shape[0] < P + 1:
-            raise ValueError(f"too few points: X has {X.shape[0]}, the law has {P} parameters "
+            raise ValueError(f"too few points: X has n_samples = {X.shape[0]}, the law has {P} "
+                             f"parameters "
                              f"and needs at least {P + 1}")
         grid = self._default_grid() if self.grid is None else np.asarray(self.grid, float)
         if grid.ndim != 2 or grid.shape[1] != P:
             raise ValueError(f"grid must have shape (n_starts, {P}), got {grid.shape}")
         F, z = self._features(X), np.log(y)
         fun_grad = self._objective(F, z)
-        xs, fs, _, conv = batched_lbfgs(fun_grad, grid, max_iter=self.max_iter)
+        xs, fs, n_iters, conv = batched_lbfgs(fun_grad, grid, max_iter=self.max_iter)
         fs = np.where(np.isfinite(fs), fs, np.inf)
         def one(th):
             return (tuple(v[0] for v in fun_grad(th[None, :], np.zeros(1, int))))
@@ -206,6 +243,7 @@ class ScalingLaw(RegressorMixin, BaseEstimator):
         self.loss_ = float(best_f)
         self.start_losses_ = fs
         self.n_starts_ = grid.shape[0]
+        self.n_iter_ = int(n_iters[best]) + (0 if res is None else int(res.nit))
         self.n_features_in_ = X.shape[1]
         self.params_ = self._natural(self.theta_)
         if res is not None and not res.success and not conv[best]:
@@ -232,33 +270,24 @@ class ScalingLaw(RegressorMixin, BaseEstimator):
         self.params_ci_ = {k: (float(np.quantile(v, lo)), float(np.quantile(v, hi)))
                            for k, v in self.bootstrap_params_.items()}
 
-    def _check_fitted(self):
-        if not hasattr(self, "theta_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit")
-
     def predict(self, X):
         """Predicted loss.
 
         Parameters
         ----------
-        X : array, shape (n_points, n_columns)
-            Any array namespace; the result is in the same namespace and on the same device.
+        X : array_like, shape (n_points, n_columns)
+            Any array namespace, list or DataFrame.
 
         Returns
         -------
         y : array, shape (n_points,)
+            In the namespace and on the device of ``X`` (NumPy for lists and DataFrames).
         """
         self._check_fitted()
-        Xn = self._check_X(X)
+        X_in = self._validate_X(X, reset=False)
+        Xn = self._check_X(X_in)
         logp, _ = self._log_predict(self.theta_[None, :], self._features(Xn))
-        out = np.exp(logp[0])
-        try:
-            get_namespace(X)
-            return from_numpy(out, X)
-        except TypeError:
-            return out
+        return self._to_input_namespace(np.exp(logp[0]), X_in)
 
     def residuals(self, X, y):
         """Log-loss residuals ``log y_hat - log y``, shape (n_points,)."""
@@ -308,8 +337,8 @@ class ChinchillaLaw(ScalingLaw):
         return make_grid(np.arange(0, 30, 5), np.arange(0, 30, 5), np.arange(-1, 1.5, 0.5),
                          np.arange(0, 2.5, 0.5), np.arange(0, 2.5, 0.5))
 
-    def _check_X(self, X):
-        X = super()._check_X(X)
+    def _check_X(self, X, reset=False):
+        X = super()._check_X(X, reset)
         _check_positive_columns(X, ("N", "D"))
         return X
 
@@ -354,6 +383,11 @@ class ForgettingLaw(ScalingLaw):
     gamma).
     """
 
+    _parameter_constraints: dict = {
+        **ScalingLaw._parameter_constraints,
+        "base_loss": [StrOptions({"power", "given"})],
+    }
+
     def __init__(self, base_loss="power", *, delta=1e-3, grid=None, max_iter=200,
                  n_bootstrap=0, confidence=0.95, random_state=0, verbose=False):
         super().__init__(delta=delta, grid=grid, max_iter=max_iter, n_bootstrap=n_bootstrap,
@@ -381,9 +415,8 @@ class ForgettingLaw(ScalingLaw):
                      np.array([0.2, 0.6])]
         return make_grid(*axes)
 
-    def _check_X(self, X):
-        check_option(self.base_loss, "base_loss", ("power", "given"))
-        X = super()._check_X(X)
+    def _check_X(self, X, reset=False):
+        X = super()._check_X(X, reset)
         _check_positive_columns(X, ("N", "D"))
         p = X[:, 2]
         if np.any((p < 0) | (p > 1)):
@@ -456,6 +489,11 @@ class FinetuningLaw(ScalingLaw):
     (forms with ``_p``).
     """
 
+    _parameter_constraints: dict = {
+        **ScalingLaw._parameter_constraints,
+        "form": [StrOptions(set(_FT_FORMS))],
+    }
+
     def __init__(self, form="additive_p", *, delta=1e-3, grid=None, max_iter=200,
                  n_bootstrap=0, confidence=0.95, random_state=0, verbose=False):
         super().__init__(delta=delta, grid=grid, max_iter=max_iter, n_bootstrap=n_bootstrap,
@@ -483,9 +521,8 @@ class FinetuningLaw(ScalingLaw):
             axes.append(np.array([-4.0, 0.0, 2.0]))
         return make_grid(*axes)
 
-    def _check_X(self, X):
-        check_option(self.form, "form", _FT_FORMS)
-        X = super()._check_X(X)
+    def _check_X(self, X, reset=False):
+        X = super()._check_X(X, reset)
         _check_positive_columns(X, ("N", "D"))
         p = X[:, 2]
         if np.any((p < 0) | (p > 1)):
@@ -555,6 +592,21 @@ class CustomLaw(ScalingLaw):
     >>> law = CustomLaw(logf, ["e", "a", "alpha"], grid=make_grid([0, 1], [0, 5], [0.3, 1]))
     """
 
+    _parameter_constraints: dict = {
+        **ScalingLaw._parameter_constraints,
+        "log_predict": [callable],
+        "param_names": ["array-like"],
+        "jac": [callable, None],
+        "positive_columns": ["array-like"],
+    }
+
+    _expected_failed_checks: dict = {}  # any number of columns: every check applies
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = len(self.positive_columns) > 0
+        return tags
+
     def __init__(self, log_predict, param_names, grid, *, jac=None, positive_columns=(),
                  delta=1e-3, max_iter=200, n_bootstrap=0, confidence=0.95, random_state=0,
                  verbose=False):
@@ -572,12 +624,10 @@ class CustomLaw(ScalingLaw):
     def _default_grid(self):
         raise ValueError("grid is required for a CustomLaw")
 
-    def _check_X(self, X):
-        if not callable(self.log_predict):
-            raise TypeError("log_predict must be callable (theta, X) -> log loss")
+    def _check_X(self, X, reset=False):
         if self.grid is None:
             raise ValueError("grid is required for a CustomLaw: (n_starts, n_params) array")
-        X = super()._check_X(X)
+        X = super()._check_X(X, reset)
         for j in self.positive_columns:
             if not isinstance(j, numbers.Integral) or not 0 <= j < X.shape[1]:
                 raise ValueError(f"positive_columns entry {j!r} is not a column of X")

@@ -153,7 +153,7 @@ def test_bad_given_base_loss_needs_4_columns():
 
 def test_bad_lengths():
     X, y = _data()
-    with pytest.raises(ValueError, match="same number of points"):
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         ChinchillaLaw(grid=GRID).fit(X, y[:-1])
 
 
