@@ -27,7 +27,7 @@ K = 3
 
 @pytest.fixture(scope="module")
 def study():
-    return simulate_meg_group_study(4, n_epochs=6, random_state=0)
+    return simulate_meg_group_study(4, n_sources=K, n_epochs=6, random_state=0)
 
 
 @pytest.fixture(scope="module")
