@@ -9,23 +9,23 @@ for every subject ``i`` and source ``j``, an unmixing matrix ``W_i`` together wi
 
 from __future__ import annotations
 
-import numbers
+import math
+import time
+from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from threadpoolctl import threadpool_limits
 
 from .._array_api import float_dtype, from_numpy, get_namespace, inv, to_numpy
+from .._base import HISTORY_KEYS, Estimator, Interval, StrOptions
 from .._validation import (
     check_array,
-    check_in_range,
     check_int,
     check_n_components,
-    check_option,
-    check_positive,
     check_views,
 )
+from ._loss import joint_loss_grad
 from ._mne import MNEICAMixin
 from ._solver import align_sources, fit_warped_mvica, groupica, permica, reduce_views
 from ._warp import warp
@@ -74,7 +74,7 @@ def _as_views(X, n_concat):
     return check_views(X, "X", min_views=2), None
 
 
-class MVICA(MNEICAMixin, TransformerMixin, BaseEstimator):
+class MVICA(MNEICAMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Estimator):
     """Multi-view ICA (Richard et al., 2020): shared sources seen through per-subject mixing.
 
     Model: ``X_i = A_i (S + N_i)`` for subjects ``i = 1..m``, with ``S`` (k x T) independent
@@ -130,6 +130,12 @@ class MVICA(MNEICAMixin, TransformerMixin, BaseEstimator):
         L-BFGS-B iterations run.
     loss_history_ : list of float
         Loss after every iteration.
+    history_ : dict of lists
+        One record per L-BFGS-B iteration with the common keys of the :ref:`estimator
+        conventions <conventions>`: ``iteration``, ``loss`` (as ``loss_history_``),
+        ``constraint_violation`` (always 0: the problem is unconstrained) and ``time``, which
+        the L-BFGS-B driver does not record per iteration: NaN for every iteration but the
+        last, which holds the seconds from the start of :meth:`fit` to the end of the solver.
     info_ : list of mne.Info or None
         Measurement info of each subject when fitted on MNE objects.
     times_ : ndarray of shape (n,) or None
@@ -142,6 +148,22 @@ class MVICA(MNEICAMixin, TransformerMixin, BaseEstimator):
     """
 
     _warps = "none"
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "noise": [Interval(Real, 0, None, closed="neither")],
+        "init": [StrOptions({"permica", "groupica"}), "array-like"],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state", np.random.Generator],
+        "verbose": ["verbose"],
+    }
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False  # (m, p, T): subjects x channels x samples
+        tags.input_tags.three_d_array = True
+        return tags
 
     def __init__(self, n_components=None, *, noise=1.0, init="permica", max_iter=3000,
                  tol=1e-7, random_state=None, verbose=False):
@@ -165,34 +187,25 @@ class MVICA(MNEICAMixin, TransformerMixin, BaseEstimator):
             "smoothing": getattr(self, "smoothing", 1),
         }
 
-    def _validate_params(self, views):
+    def _check_data_params(self, views):
+        """Resolve the parameters that depend on the data (the constraint table has checked
+        types and ranges): ``n_components`` against the channels and samples, ``n_concat``
+        and ``onset`` against the number of samples."""
         wp = self._warp_params()
         p_min = min(v.shape[0] for v in views)
         total = views[0].shape[-1]
         k = check_n_components(self.n_components, min(p_min, total), "n_components")
-        noise = check_positive(self.noise, "noise")
-        max_iter = check_int(self.max_iter, "max_iter", min_value=0)
-        tol = check_positive(self.tol, "tol")
-        check_int(self.verbose, "verbose") if not isinstance(self.verbose, bool) else None
-        n_concat = check_int(wp["n_concat"], "n_concat", min_value=1)
+        n_concat = wp["n_concat"]
         if total % n_concat:
             raise ValueError(
                 f"n_concat={n_concat} must divide the number of samples of X ({total})"
             )
         n = total // n_concat
         onset = check_int(wp["onset"], "onset", min_value=0, max_value=n - 1)
-        max_dilation = check_in_range(wp["max_dilation"], "max_dilation", 1.0, None)
-        max_shift = check_in_range(wp["max_shift"], "max_shift", 0.0, 0.25)
-        grid_size = check_int(wp["grid_size"], "grid_size", min_value=1)
-        penalty = check_positive(wp["penalty"], "penalty", strict=False)
-        smoothing = check_int(wp["smoothing"], "smoothing", min_value=1)
-        if not isinstance(self.init, str):
-            init = self.init
-        else:
-            init = check_option(self.init, "init", ("permica", "groupica"))
-        return dict(k=k, noise=noise, max_iter=max_iter, tol=tol, n_concat=n_concat, n=n,
-                    onset=onset, max_dilation=max_dilation, max_shift=max_shift,
-                    grid_size=grid_size, penalty=penalty, init=init, smoothing=smoothing)
+        return dict(k=k, noise=float(self.noise), max_iter=self.max_iter, tol=float(self.tol),
+                    n_concat=n_concat, n=n, onset=onset, max_dilation=wp["max_dilation"],
+                    max_shift=wp["max_shift"], grid_size=wp["grid_size"],
+                    penalty=float(wp["penalty"]), init=self.init, smoothing=wp["smoothing"])
 
     def fit(self, X, y=None):
         """Fit the model.
@@ -215,11 +228,10 @@ class MVICA(MNEICAMixin, TransformerMixin, BaseEstimator):
             return self._fit(X)
 
     def _fit(self, X):
-        n_concat_req = self._warp_params()["n_concat"]
-        if not isinstance(n_concat_req, numbers.Integral) or isinstance(n_concat_req, bool):
-            check_int(n_concat_req, "n_concat", min_value=1)
-        views, meta = _as_views(X, n_concat_req)
-        prm = self._validate_params(views)
+        self._validate_params()
+        t0 = time.perf_counter()
+        views, meta = _as_views(X, self._warp_params()["n_concat"])
+        prm = self._check_data_params(views)
         xp = get_namespace(*views)
         dtype = float_dtype(xp, None, *views)
         views = [xp.astype(v, dtype) if v.dtype != dtype else v for v in views]
@@ -283,6 +295,11 @@ class MVICA(MNEICAMixin, TransformerMixin, BaseEstimator):
         self.sources_ = xp.mean(S, axis=0)
         self.n_iter_ = n_iter
         self.loss_history_ = history
+        n_rec = len(history)
+        self.history_ = dict(zip(HISTORY_KEYS, (
+            list(range(1, n_rec + 1)), list(history), [0.0] * n_rec,
+            [math.nan] * (n_rec - 1) + [time.perf_counter() - t0] * (n_rec > 0)), strict=True))
+        self._rho_unwarp, self._tau_unwarp = rho, tau
         self.n_components_ = k
         self.n_concat_ = prm["n_concat"]
         self.onset_ = prm["onset"]
@@ -290,8 +307,67 @@ class MVICA(MNEICAMixin, TransformerMixin, BaseEstimator):
         self.times_ = None if meta is None else meta["times"]
         return self
 
+    @property
+    def _n_features_out(self):
+        """Number of shared sources (names of :meth:`get_feature_names_out`)."""
+        return self.n_components_
+
+    def score(self, X, y=None):
+        r"""Mean log-likelihood per time sample of ``X`` under the fitted model.
+
+        The log-likelihood of the reduced data ``z_i = projections_[i] @ (X_i - means_[i])``
+        in the approximation of Richard et al. (2020, eq. 5), which evaluates the source
+        density at the mean of the subjects' sources :math:`\bar y`:
+
+        .. math::
+
+            \frac{1}{T}\sum_t \Big[-\sum_j \log\cosh \bar y_j(t)
+            - \frac{1}{2\sigma^2}\sum_i \|y_i(t) - \bar y(t)\|^2\Big]
+            + \sum_i \log|\det W_i| - k\log\pi - \frac{(m-1)k}{2}\log(2\pi\sigma^2)
+            - \frac{k}{2}\log m,
+
+        with :math:`y_i = W_i z_i` brought to the shared time axis by the fitted warps (the
+        logcosh density :math:`1/(\pi\cosh s)` is normalised; the warp penalty and the
+        ``smoothing`` of the fit are left out). Higher is better: ``GridSearchCV`` can tune
+        ``noise``, ``max_shift``, ... with it. The PCA reduction is fixed by the fit, so scores
+        of models with different ``n_components`` describe different reduced data.
+
+        Parameters
+        ----------
+        X : array of shape (m, p, T), list of (p_i, T) arrays, or list of MNE objects
+            Same subjects and channels as in :meth:`fit`; ``T`` a multiple of ``n_concat``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+        """
+        views = self._views_for_transform(X)
+        xp = get_namespace(*views)
+        total = views[0].shape[-1]
+        if total % self.n_concat_:
+            raise ValueError(
+                f"the number of samples of X ({total}) must be a multiple of n_concat="
+                f"{self.n_concat_}"
+            )
+        Z = xp.stack([_item(self.projections_, i)
+                      @ (xp.astype(v, self.unmixings_.dtype) - _item(self.means_, i))
+                      for i, v in enumerate(views)], axis=0)
+        m, k = self.unmixings_.shape[0], self.n_components_
+        wp = self._warp_params()
+        loss = joint_loss_grad(self.unmixings_, self._rho_unwarp, self._tau_unwarp, Z,
+                               noise=float(self.noise), n_concat=self.n_concat_,
+                               onset=self.onset_, warps=self._warps, penalty=0.0,
+                               max_dilation=wp["max_dilation"], max_shift=wp["max_shift"],
+                               grad=False)
+        noise = float(self.noise)
+        return float(-loss - k * math.log(math.pi)
+                     - 0.5 * (m - 1) * k * math.log(2.0 * math.pi * noise)
+                     - 0.5 * k * math.log(m))
+
     def _views_for_transform(self, X):
-        check_is_fitted(self, "components_")
+        self._check_fitted("components_")
         views, _ = _as_views(X, self.n_concat_)
         m = self.unmixings_.shape[0]
         if len(views) != m:
@@ -336,7 +412,7 @@ class MVICA(MNEICAMixin, TransformerMixin, BaseEstimator):
         X_sensors : array of shape (m, p, T), or list of (p_i, T) arrays when channel counts
             differ
         """
-        check_is_fitted(self, "components_")
+        self._check_fitted("components_")
         S = check_array(X, "X", ndim=(2, 3))
         xp = get_namespace(S)
         m = self.unmixings_.shape[0]
@@ -406,6 +482,16 @@ class MVICAD(MVICA):
     """
 
     _warps = "shift"
+
+    _parameter_constraints: dict = {
+        **MVICA._parameter_constraints,
+        "max_shift": [Interval(Real, 0, 0.25, closed="both")],
+        "n_concat": [Interval(Integral, 1, None, closed="left")],
+        "onset": [Interval(Integral, 0, None, closed="left")],
+        "grid_size": [Interval(Integral, 1, None, closed="left")],
+        "penalty": [Interval(Real, 0, None, closed="left")],
+        "smoothing": [Interval(Integral, 1, None, closed="left")],
+    }
 
     def __init__(self, n_components=None, *, noise=1.0, max_shift=0.05, n_concat=1, onset=0,
                  init="permica", grid_size=10, penalty=1.0, smoothing=1, max_iter=3000, tol=1e-7,
@@ -485,6 +571,11 @@ class MVICAD2(MVICAD):
     """
 
     _warps = "both"
+
+    _parameter_constraints: dict = {
+        **MVICAD._parameter_constraints,
+        "max_dilation": [Interval(Real, 1, None, closed="left")],
+    }
 
     def __init__(self, n_components=None, *, noise=1.0, max_dilation=1.15, max_shift=0.05,
                  n_concat=1, onset=0, init="permica", grid_size=10, penalty=1.0, smoothing=1,
