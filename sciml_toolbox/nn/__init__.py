@@ -7,6 +7,13 @@ They are imported lazily.
 
 import importlib
 
+try:
+    import torch  # noqa: F401  (every subpackage needs it: fail here, with the fix)
+except ModuleNotFoundError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ModuleNotFoundError(
+        "sciml_toolbox.nn needs PyTorch, which is not installed: "
+        "pip install 'sciml-toolbox[torch]'", name="torch") from exc
+
 _SUBPACKAGES = ("optim", "attention", "lm", "mixing", "soup", "diffusion")
 
 __all__ = list(_SUBPACKAGES)
