@@ -64,6 +64,10 @@ class DomainCorpus:
         self.val_fraction = check_in_range(val_fraction, "val_fraction", 0.0, 1.0,
                                            closed="neither")
         self.tokenizer = tokenizer if tokenizer is not None else ByteTokenizer()
+        if not (callable(getattr(self.tokenizer, "encode", None))
+                and hasattr(self.tokenizer, "vocab_size")):
+            raise TypeError("tokenizer must have an encode method and a vocab_size, got "
+                            f"{type(self.tokenizer).__name__}")
         self.vocab_size = int(self.tokenizer.vocab_size)
         self.random_state = random_state
         self.names = [str(k) for k in domains]

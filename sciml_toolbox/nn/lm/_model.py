@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._validation import check_int, check_option, check_positive
+from ..._validation import check_in_range, check_int, check_option, check_positive
 
 __all__ = ["TinyLMConfig", "TinyLM", "apply_rope"]
 
@@ -79,8 +79,10 @@ class TinyLMConfig:
         check_int(self.d_ff, "d_ff", min_value=1)
         check_option(self.attention, "attention", ("softmax", "sigmoid"))
         check_positive(self.rope_base, "rope_base")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_in_range(self.dropout, "dropout", 0.0, 1.0, closed="left")
+        check_positive(self.norm_eps, "norm_eps")
+        if not isinstance(self.tie_weights, bool):
+            raise TypeError(f"tie_weights must be a bool, got {self.tie_weights!r}")
 
     @classmethod
     def from_size(cls, size, **kwargs):
@@ -128,9 +130,38 @@ def apply_rope(x, cos, sin):
     Tensor, shape (..., seq_len, head_dim)
         Pairs ``(x[i], x[i + head_dim/2])`` rotated by angle ``pos * base^(-2i/head_dim)``.
     """
+    for name, t in (("x", x), ("cos", cos), ("sin", sin)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating tensor, got {t.dtype}")
+    if x.ndim < 2 or x.shape[-1] % 2:
+        raise ValueError(f"x must have shape (..., seq_len, head_dim) with an even head_dim, got "
+                         f"{tuple(x.shape)}")
+    want = (x.shape[-2], x.shape[-1] // 2)
+    for name, t in (("cos", cos), ("sin", sin)):
+        if tuple(t.shape) != want:
+            raise ValueError(f"{name} must have shape (seq_len, head_dim // 2) = {want}, got "
+                             f"{tuple(t.shape)}")
     h = x.shape[-1] // 2
     x1, x2 = x[..., :h], x[..., h:]
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+def _check_tokens(idx, name, vocab_size):
+    """Raise unless ``idx`` is a 2-D integer tensor of ids in [0, vocab_size)."""
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"{name} must be a LongTensor of shape (batch, seq_len), got "
+                        f"{type(idx).__name__}")
+    if idx.dtype == torch.bool or idx.is_floating_point() or idx.is_complex():
+        raise TypeError(f"{name} must hold integer token ids, got dtype {idx.dtype}")
+    if idx.ndim != 2:
+        raise ValueError(f"{name} must have shape (batch, seq_len), got {tuple(idx.shape)}")
+    if idx.numel():
+        lo, hi = (int(v) for v in torch.aminmax(idx))  # one pass, one device sync
+        if lo < 0 or hi >= vocab_size:
+            raise ValueError(f"{name} has token ids outside [0, vocab_size={vocab_size}): min "
+                             f"{lo}, max {hi}")
 
 
 def _sigmoid_attention():
@@ -250,7 +281,16 @@ class TinyLM(nn.Module):
         loss : Tensor, shape ()
             Mean next-token cross-entropy in nats, when ``targets`` is given.
         """
+        _check_tokens(idx, "idx", self.config.vocab_size)
+        if targets is not None:
+            _check_tokens(targets, "targets", self.config.vocab_size)
+            if targets.shape != idx.shape:
+                raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got "
+                                 f"{tuple(targets.shape)}")
         n = idx.shape[1]
+        if n == 0:
+            raise ValueError("idx must hold at least one token per sequence, got shape "
+                             f"{tuple(idx.shape)}")
         if n > self.config.max_seq_len:
             raise ValueError(f"idx has sequence length {n} > max_seq_len "
                              f"{self.config.max_seq_len}")
@@ -270,15 +310,22 @@ class TinyLM(nn.Module):
         Parameters
         ----------
         idx : LongTensor, shape (batch, n)
+            Prompt, ``n >= 1``.
         max_new_tokens : int
         temperature : float, default=1.0
+            Softmax temperature (> 0); smaller is greedier.
         generator : torch.Generator, optional
 
         Returns
         -------
         LongTensor, shape (batch, n + max_new_tokens)
         """
-        for _ in range(check_int(max_new_tokens, "max_new_tokens", min_value=0)):
+        temperature = check_positive(temperature, "temperature")
+        max_new_tokens = check_int(max_new_tokens, "max_new_tokens", min_value=0)
+        _check_tokens(idx, "idx", self.config.vocab_size)
+        if idx.shape[1] == 0:
+            raise ValueError("idx (the prompt) must hold at least one token per sequence")
+        for _ in range(max_new_tokens):
             logits = self(idx[:, -self.config.max_seq_len:])[:, -1] / temperature
             nxt = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=generator)
             idx = torch.cat([idx, nxt], dim=1)

@@ -139,6 +139,31 @@ class MarkovSource:
     transition: np.ndarray
     name: str = "markov"
 
+    def __post_init__(self):
+        t = self.transition
+        if isinstance(t, (str, bytes)) or t is None:
+            raise TypeError(f"transition must be a square array, got {type(t).__name__}")
+        try:
+            t = np.array(t, dtype=np.float64)  # a copy: the caller's array is never changed
+        except (TypeError, ValueError) as exc:
+            raise TypeError("transition must be a square numeric array") from exc
+        if t.ndim != 2 or t.shape[0] != t.shape[1] or t.shape[0] < 1:
+            raise ValueError(f"transition must be a square matrix (n_states, n_states), got "
+                             f"shape {t.shape}")
+        if t.shape[0] > 256:
+            raise ValueError(f"transition has {t.shape[0]} states; tokens are bytes, so at most "
+                             "256 are supported")
+        if not np.isfinite(t).all() or (t < 0).any():
+            raise ValueError("transition must hold finite, non-negative probabilities")
+        err = np.abs(t.sum(axis=1) - 1.0)
+        if (err > 1e-6).any():
+            i = int(np.argmax(err))
+            raise ValueError(f"transition must be row-stochastic (rows summing to 1): row {i} "
+                             f"sums to {t[i].sum():.6g}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, got {type(self.name).__name__}")
+        self.transition = t
+
     @property
     def n_states(self):
         """Number of tokens of the source."""
@@ -251,6 +276,10 @@ def sample_mixture(sources, weights, n_tokens, *, chunk_len=256, random_state=No
     -------
     tokens : ndarray of uint8, shape (n_tokens,)
     """
+    sources = list(sources)
+    for i, src in enumerate(sources):
+        if not isinstance(src, MarkovSource):
+            raise TypeError(f"sources[{i}] must be a MarkovSource, got {type(src).__name__}")
     w = np.asarray(check_simplex(np.asarray(weights, dtype=float), "weights",
                                  length=len(sources)))
     n_tokens = check_int(n_tokens, "n_tokens", min_value=1)

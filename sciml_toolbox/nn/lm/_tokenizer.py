@@ -49,7 +49,11 @@ class ByteTokenizer:
         -------
         text : str
         """
+        if hasattr(tokens, "detach"):  # a torch tensor
+            tokens = tokens.detach().cpu().numpy()
         arr = np.asarray(tokens)
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"tokens must be integers, got dtype {arr.dtype}")
         if arr.ndim != 1:
             raise ValueError(f"tokens must be 1-D, got shape {arr.shape}")
         if arr.size and (arr.min() < 0 or arr.max() > 255):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -34,6 +35,8 @@ def init_distributed(backend=None):
     -------
     rank, world_size : int
     """
+    if backend is not None:
+        check_option(backend, "backend", ("gloo", "nccl", "mpi", "ucc", "xccl"))
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -133,9 +136,8 @@ class TrainHistory:
         return {k: v[-1] for k, v in self.val_loss.items() if v}
 
     def to_dict(self):
-        """JSON-serialisable dict."""
-        return {k: (v.copy() if isinstance(v, (list, dict)) else v)
-                for k, v in self.__dict__.items()}
+        """JSON-serialisable dict (a deep copy: changing it leaves the history as is)."""
+        return copy.deepcopy(self.__dict__)
 
 
 class TrainState:
@@ -233,6 +235,10 @@ def per_sequence_loss(logits, y):
     -------
     loss : Tensor, shape (batch,)
     """
+    if logits.ndim != 3 or tuple(y.shape) != tuple(logits.shape[:2]):
+        raise ValueError(f"y must have shape (batch, seq_len) = {tuple(logits.shape[:2])} of the "
+                         f"logits (batch, seq_len, vocab) {tuple(logits.shape)}, got "
+                         f"{tuple(y.shape)}")
     tok = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
                           reduction="none").view(y.shape)
     return tok.mean(dim=1)
@@ -265,10 +271,27 @@ def lr_multiplier(step, steps, schedule="cosine", warmup_steps=0, min_lr_ratio=0
     Linear warm-up over ``warmup_steps`` then ``'cosine'`` decay to ``min_lr_ratio`` at the
     last step (Loshchilov & Hutter, 2017), ``'linear'`` decay, or ``'constant'``.
 
+    Parameters
+    ----------
+    step : int
+        The 0-based step (>= 0; steps past the last keep the final value).
+    steps : int
+        Total number of steps (>= 1).
+    schedule : {'cosine', 'linear', 'constant'}, default='cosine'
+    warmup_steps : int, default=0
+        Linear warm-up length (>= 0).
+    min_lr_ratio : float in [0, 1], default=0.1
+        Final multiplier of the decaying schedules.
+
     Returns
     -------
     float
     """
+    step = check_int(step, "step", min_value=0)
+    steps = check_int(steps, "steps", min_value=1)
+    check_option(schedule, "schedule", ("cosine", "linear", "constant"))
+    warmup_steps = check_int(warmup_steps, "warmup_steps", min_value=0)
+    min_lr_ratio = check_in_range(min_lr_ratio, "min_lr_ratio", 0.0, 1.0)
     if warmup_steps and step < warmup_steps:
         return (step + 1) / warmup_steps
     if schedule == "constant":
@@ -278,6 +301,37 @@ def lr_multiplier(step, steps, schedule="cosine", warmup_steps=0, min_lr_ratio=0
     if schedule == "linear":
         return 1.0 - (1.0 - min_lr_ratio) * t
     return min_lr_ratio + 0.5 * (1.0 - min_lr_ratio) * (1.0 + math.cos(math.pi * t))
+
+
+_HOOKS = ("on_train_begin", "on_step_begin", "on_after_backward", "on_step_end",
+          "on_evaluate")
+
+_CHECKPOINT_KEYS = ("step", "model", "optimizer", "corpus", "torch_rng", "history", "callbacks")
+
+
+def _load_checkpoint(path, device, corpus):
+    """Load a checkpoint of :func:`train`, raising ``ValueError`` naming the file when it is
+    not one (empty, truncated, another format) or was written for another corpus."""
+    import pickle
+
+    try:
+        ck = torch.load(path, map_location=device, weights_only=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError,
+            AttributeError, ImportError, IndexError, KeyError, TypeError) as exc:
+        raise ValueError(f"checkpoint_path {str(path)!r} is not a readable checkpoint of train "
+                         f"({type(exc).__name__}: {exc}); delete it or pass resume=False"
+                         ) from exc
+    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise ValueError(f"checkpoint_path {str(path)!r} is not a checkpoint of train "
+                         f"(missing {missing})")
+    names = list(ck["corpus"].get("tokens_seen", {}))
+    if names != list(corpus.names):
+        raise ValueError(f"checkpoint_path {str(path)!r} was written for a corpus with domains "
+                         f"{names}, this corpus has {list(corpus.names)}")
+    if isinstance(ck["step"], bool) or not isinstance(ck["step"], int) or ck["step"] < 0:
+        raise ValueError(f"checkpoint_path {str(path)!r} holds an invalid step {ck['step']!r}")
+    return ck
 
 
 def _local_slice(t, rank, world):
@@ -343,6 +397,12 @@ def evaluate(model, corpus, *, domains=None, max_windows=64, batch_size=32, loss
     -------
     losses : dict of str to float
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not all(hasattr(corpus, a) for a in ("validation_windows", "names")):
+        raise TypeError(f"corpus must be a DomainCorpus, got {type(corpus).__name__}")
+    batch_size = check_int(batch_size, "batch_size", min_value=1)
+    max_windows = check_int(max_windows, "max_windows", min_value=1)
     rank, world = _world()
     loss_fn = default_loss if loss_fn is None else loss_fn
     if device is None:
@@ -451,13 +511,42 @@ def train(model, corpus, mixture, steps, *, optimizer="adamw", lr=1e-3, weight_d
     checkpoint_every = check_int(checkpoint_every, "checkpoint_every", min_value=1,
                                  allow_none=True)
     grad_clip = check_positive(grad_clip, "grad_clip", allow_none=True)
+    check_positive(weight_decay, "weight_decay", strict=False)
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0
+            for b in betas):
+        raise ValueError(f"betas must be a pair of floats in [0, 1), got {betas!r}")
+    eval_windows = check_int(eval_windows, "eval_windows", min_value=1)
+    seed = check_int(seed, "seed")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not all(hasattr(corpus, a) for a in ("check_mixture", "sample", "names")):
+        raise TypeError(f"corpus must be a DomainCorpus, got {type(corpus).__name__}")
+    callbacks = list(callbacks)
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, Callback) and not any(
+                callable(getattr(cb, m, None)) for m in _HOOKS):
+            raise TypeError(f"callbacks[{i}] must be a Callback (or have its hook methods), got "
+                            f"{type(cb).__name__}")
+    for name, fn in (("loss_fn", loss_fn), ("batch_fn", batch_fn)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
     if not callable(lr_schedule):
         check_option(lr_schedule, "lr_schedule", ("cosine", "linear", "constant"))
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path")
     fixed = None if callable(mixture) else corpus.check_mixture(mixture)
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if isinstance(vocab, int) and vocab < corpus.vocab_size:
+        raise ValueError(f"model vocab_size={vocab} is smaller than the corpus's "
+                         f"vocab_size={corpus.vocab_size}: build the model with "
+                         f"TinyLMConfig(vocab_size={corpus.vocab_size})")
+    wire = getattr(mixture, "train_kwargs", None)
+    if fixed is None and callable(wire) and batch_fn is None and loss_fn is None:
+        # a mixing method that builds its own batches and loss (DGA): wire it in, as
+        # train(..., **mixture.train_kwargs(batch_size)) would
+        kw = wire(batch_size=batch_size)
+        batch_fn, loss_fn = kw.get("batch_fn"), kw.get("loss_fn")
     callbacks = list(callbacks)
     if fixed is None and any(hasattr(mixture, m) for m in
                              ("on_step_begin", "on_after_backward", "on_step_end")):
@@ -481,13 +570,18 @@ def train(model, corpus, mixture, steps, *, optimizer="adamw", lr=1e-3, weight_d
     state = TrainState(step=0, steps=steps, model=model, forward_model=forward_model,
                        optimizer=opt, corpus=corpus, mixture=fixed, batch=None, loss=None,
                        per_sequence_loss=None, history=history, rank=rank, world_size=world,
-                       device=device, mode="train", eval_domain=None, loss_fn=loss_fn)
+                       device=device, mode="train", eval_domain=None, loss_fn=loss_fn,
+                       batch_fn=batch_fn, batch_size=batch_size)
     torch.manual_seed(seed)
     start = 0
     if resume and os.path.exists(checkpoint_path):
-        ck = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        ck = _load_checkpoint(checkpoint_path, device, corpus)
+        try:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ValueError(f"checkpoint {str(checkpoint_path)!r} was written for another "
+                             f"model or optimizer: {exc}") from exc
         corpus.load_state_dict(ck["corpus"])
         torch.set_rng_state(ck["torch_rng"])
         history = TrainHistory(**ck["history"])

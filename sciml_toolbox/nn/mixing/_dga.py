@@ -326,6 +326,10 @@ class DGA(MixingMethod):
                 raise ValueError("specific (the specific set) is empty")
             if t.ndim != 1:
                 raise ValueError(f"specific tokens must be a 1-D stream, got shape {t.shape}")
+            if not np.issubdtype(t.dtype, np.integer):
+                raise TypeError(f"specific tokens must be integers, got dtype {t.dtype}")
+            if t.min() < 0:
+                raise ValueError(f"specific tokens must be >= 0, got {t.min()}")
             specific = torch.as_tensor(t.astype(np.int64))
         self.specific = specific
         if bases is None:
@@ -372,10 +376,33 @@ class DGA(MixingMethod):
 
     def bind(self, corpus):
         super().bind(corpus)
-        if _is_tokens(self.specific) and self.specific.numel() < corpus.seq_len + 1:
-            raise ValueError(f"specific has {self.specific.numel()} tokens, fewer than one "
-                             f"window of seq_len + 1 = {corpus.seq_len + 1}")
+        if _is_tokens(self.specific):
+            if self.specific.numel() < corpus.seq_len + 1:
+                raise ValueError(f"specific has {self.specific.numel()} tokens, fewer than one "
+                                 f"window of seq_len + 1 = {corpus.seq_len + 1}")
+            hi = int(self.specific.max())
+            if hi >= corpus.vocab_size:
+                raise ValueError(f"specific has token ids up to {hi}, outside the corpus's "
+                                 f"vocabulary [0, {corpus.vocab_size})")
         return self
+
+    def on_train_begin(self, state):
+        """Bind to the corpus and check that the trainer uses DGA's batches and loss."""
+        super().on_train_begin(state)
+        uses_batches = getattr(state, "batch_fn", self.batch_fn) == self.batch_fn
+        uses_loss = getattr(state, "loss_fn", self.loss_fn) == self.loss_fn
+        if not (uses_batches and uses_loss):
+            other = " and ".join(n for n, ok in (("batch_fn", uses_batches),
+                                                 ("loss_fn", uses_loss)) if not ok)
+            raise ValueError(
+                f"{type(self).__name__} updates its weights from the batches and loss it builds "
+                f"itself, but train uses another {other}: call "
+                "train(model, corpus, dga, steps) without batch_fn/loss_fn, or with "
+                "**dga.train_kwargs(batch_size)")
+        size = getattr(state, "batch_size", None)
+        if size is not None and self._batch_size is not None and size != self._batch_size:
+            raise ValueError(f"batch_size={size} of train differs from the batch_size="
+                             f"{self._batch_size} given to train_kwargs")
 
     def _is_update_step(self, step):
         return (step + 1) % self.update_every == 0

@@ -110,3 +110,32 @@ def test_errors(corpus):
 def test_empty_domain_is_rejected():
     with pytest.raises(ValueError, match="domain 'b' has 0 training tokens"):
         DomainCorpus({"a": "some text " * 100, "b": ""}, seq_len=8)
+
+
+def test_dga_as_plain_mixture_is_wired_like_train_kwargs(corpus):
+    # train(model, corpus, dga, steps) without **dga.train_kwargs(): the trainer wires DGA's
+    # batches and loss itself, so the run is the explicit one, step for step
+    runs = []
+    for explicit in (True, False):
+        corpus.reset()
+        torch.manual_seed(0)
+        dga = DGA(3, specific="markov3", update_every=2, step_size=5.0)
+        kw = dga.train_kwargs(batch_size=4) if explicit else dict(batch_size=4)
+        hist = train(TinyLM(CFG), corpus, dga, 4, eval_windows=2, **kw)
+        runs.append((hist, dga))
+    (h1, d1), (h2, d2) = runs
+    assert d2.n_updates_ == d1.n_updates_ == 2
+    np.testing.assert_array_equal(d2.weights_, d1.weights_)
+    assert h2.train_loss == h1.train_loss and h2.mixture == h1.mixture
+
+
+def test_dga_with_a_foreign_loss_or_batch_size_is_refused(corpus):
+    from sciml_toolbox.nn.lm import default_loss
+
+    dga = DGA(3, specific="markov3", update_every=1)
+    with pytest.raises(ValueError, match="loss_fn"):
+        train(TinyLM(CFG), corpus, dga, 1, batch_size=4, eval_windows=2, loss_fn=default_loss)
+    kw = dga.train_kwargs(batch_size=4)
+    kw["batch_size"] = 8
+    with pytest.raises(ValueError, match="batch_size"):
+        train(TinyLM(CFG), corpus, dga, 1, eval_windows=2, **kw)
