@@ -10,16 +10,44 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sciml_toolbox._backends import machine_description
+from sciml_toolbox.utils import set_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def parse_args(description, argv=None):
-    """Parse the common ``--full`` / ``--out`` flags of a benchmark script."""
+def parse_args(description, argv=None, *, extra=None):
+    """Parse a benchmark's flags and set its thread use; every ``bench_*.py`` goes through here.
+
+    Common flags: ``--full`` (documented sizes), ``--out`` (result path) and ``--threads``
+    (default 1: one thread for BLAS, OpenMP and torch, so that timings are reproducible on a
+    shared machine and the anchor and the method get the same resources). The thread count is
+    applied here, with :func:`sciml_toolbox.utils.set_threads`, before the script does any work.
+
+    Parameters
+    ----------
+    description : str
+        Shown by ``--help`` (usually the first line of the script's docstring).
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+    extra : callable, optional
+        ``extra(parser)`` adds the script's own flags.
+
+    Returns
+    -------
+    args : argparse.Namespace
+    """
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--full", action="store_true", help="documented sizes (slow)")
     p.add_argument("--out", default=None, help="result JSON path (default: results/<name>.json)")
-    return p.parse_args(argv)
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for BLAS, OpenMP and torch (default: 1)")
+    if extra is not None:
+        extra(p)
+    args = p.parse_args(argv)
+    if args.threads < 1:
+        p.error(f"--threads must be at least 1, got {args.threads}")
+    set_threads(args.threads)
+    return args
 
 
 def timeit(fn, *, repeat=3, number=1, sync=None):

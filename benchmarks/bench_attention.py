@@ -30,15 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 from _common import timeit, write_result  # noqa: E402
 
 NAME = "attention"
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true", help="documented sizes (slow)")
-    p.add_argument("--out", default=None, help="result JSON path (default: results/<name>.json)")
+def _flags(p):
+    """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--dims", default=None, help="CUDA: head dims, e.g. 64,128")
     p.add_argument("--dtypes", default=None, help="CUDA: e.g. float16,bfloat16")
@@ -46,7 +45,10 @@ def parse_args(argv=None):
     p.add_argument("--no-flex", action="store_true", help="CUDA: skip FlexAttention (compiles)")
     p.add_argument("--worker", nargs=5, default=None, metavar=("METHOD", "N", "MODE", "H", "D"),
                    help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+
+
+def parse_args(argv=None):
+    return _common.parse_args(__doc__.splitlines()[0], argv, extra=_flags)
 
 
 # ----------------------------------------------------------------------------------------- CPU

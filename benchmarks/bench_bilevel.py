@@ -19,18 +19,16 @@ Run: ``python benchmarks/bench_bilevel.py [--full] [--device cuda]``.
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 
 import numpy as np
-from _common import write_result
+from _common import parse_args, write_result
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.model_selection import GridSearchCV, PredefinedSplit
-from threadpoolctl import threadpool_limits
 
-from sciml_toolbox._array_api import to_numpy
+from sciml_toolbox.array_api import to_numpy
 from sciml_toolbox.bilevel import (
     BilevelRidgeCV,
     LogisticProblem,
@@ -200,37 +198,37 @@ def tuner_bench(n, p, seed=0):
     return {"n": n, "p": p, "rows": rows}
 
 
+def _flags(p):
+    """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
+    p.add_argument("--device", default="cpu", help="device of the study's arrays (torch)")
+    p.add_argument("--note", default="", help="free text stored in the result file")
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="documented sizes (slow)")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--device", default="cpu", help="device of the study's arrays (torch)")
-    ap.add_argument("--note", default="", help="free text stored in the result file")
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__.splitlines()[0], argv, extra=_flags)
     n_seeds = 10 if args.full else 3
     n, p = (10_000, 500) if args.full else (2_000, 200)
     warnings.simplefilter("ignore", ConvergenceWarning)
-    payload = {"blas_threads": 1, "device": args.device, "note": args.note, "study": {},
+    payload = {"blas_threads": args.threads, "device": args.device, "note": args.note, "study": {},
                "slopes": {}}
-    with threadpool_limits(1):
-        for kind in ("ridge", "logistic"):
-            runs = [study(kind, s, args.device) for s in range(n_seeds)]
-            payload["study"][kind] = runs
-            summary = {}
-            for m in (*METHODS, "unrolled"):
-                sl = np.array([r[m]["slope"] for r in runs])
-                e2 = np.array([r[m]["err_at_1e-2"] for r in runs])
-                summary[m] = {"slope_mean": float(np.nanmean(sl)) if np.any(np.isfinite(sl))
-                              else float("nan"),
-                              "slope_std": float(np.nanstd(sl)) if np.any(np.isfinite(sl))
-                              else float("nan"),
-                              "err_at_inner_1e-2_median": float(np.median(e2))}
-            payload["slopes"][kind] = summary
-            print(kind)
-            for m, s in summary.items():
-                print(f"  {m:13s} slope {s['slope_mean']:.3f} +/- {s['slope_std']:.3f}   "
-                      f"err@1e-2 {s['err_at_inner_1e-2_median']:.3g}")
-        payload["tuner"] = tuner_bench(n, p)
+    for kind in ("ridge", "logistic"):
+        runs = [study(kind, s, args.device) for s in range(n_seeds)]
+        payload["study"][kind] = runs
+        summary = {}
+        for m in (*METHODS, "unrolled"):
+            sl = np.array([r[m]["slope"] for r in runs])
+            e2 = np.array([r[m]["err_at_1e-2"] for r in runs])
+            summary[m] = {"slope_mean": float(np.nanmean(sl)) if np.any(np.isfinite(sl))
+                          else float("nan"),
+                          "slope_std": float(np.nanstd(sl)) if np.any(np.isfinite(sl))
+                          else float("nan"),
+                          "err_at_inner_1e-2_median": float(np.median(e2))}
+        payload["slopes"][kind] = summary
+        print(kind)
+        for m, s in summary.items():
+            print(f"  {m:13s} slope {s['slope_mean']:.3f} +/- {s['slope_std']:.3f}   "
+                  f"err@1e-2 {s['err_at_inner_1e-2_median']:.3g}")
+    payload["tuner"] = tuner_bench(n, p)
     for name, row in payload["tuner"]["rows"].items():
         extra = ""
         if row.get("reach_ridgecv_val"):

@@ -19,7 +19,6 @@ anchor is skipped at n = 1e5 where its 80 GB score matrix does not fit this mach
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 from _common import peak_host_memory, timeit, write_result  # noqa: E402
 
 from sciml_toolbox.dynamics import gaussian_ode, simulate_particles  # noqa: E402
@@ -34,16 +34,17 @@ from sciml_toolbox.dynamics import gaussian_ode, simulate_particles  # noqa: E40
 D = 16
 
 
-def _args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true", help="documented sizes (n up to 1e5)")
-    p.add_argument("--out", default=None, help="result JSON path")
+def _flags(p):
+    """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="also time torch on this device (cuda when available)")
     p.add_argument("--reference", default=None,
                    help="folder holding utils.py of vcastin/2025-transformers-PDEs: compare "
                         "gaussian_ode with its explicit Euler + PSD projection")
-    return p.parse_args(argv)
+
+
+def _args(argv=None):
+    return _common.parse_args(__doc__.splitlines()[0], argv, extra=_flags)
 
 
 def _problem(n, seed=0):
@@ -116,10 +117,9 @@ def bench_torch(n, h, repeat, with_dense, device):
         return []
     if device == "cuda" and not torch.cuda.is_available():
         return []
-    if device == "cpu":
-        # one intra-op thread for both paths: on a shared 2-core machine torch's thread
-        # barriers around every op dominate (the blocked path measured 4x slower with 2 threads)
-        torch.set_num_threads(1)
+    # threads: --threads (default 1, set by _common.parse_args) for both paths; on a shared
+    # 2-core machine torch's thread barriers around every op dominate (the blocked path
+    # measured 4x slower with 2 threads)
     X, Q, K, V = (torch.tensor(a, device=device) for a in _problem(n))
     sync = torch.cuda.synchronize if device == "cuda" else None
     blocked = lambda: simulate_particles(X, Q, K, V, [0.0, h], dt=h)  # noqa: E731

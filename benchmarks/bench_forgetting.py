@@ -17,7 +17,6 @@ Run: ``python benchmarks/bench_forgetting.py``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -26,24 +25,25 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 from _common import write_result  # noqa: E402
 
 NAME = "forgetting"
 EPOCH = {"E": 1.817, "A": 477.8, "B": 2143.9, "alpha": 0.347, "beta": 0.367}
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true", help="GPU-sized study and every scipy start")
-    p.add_argument("--out", default=None, help="result JSON path (default: results/<name>.json)")
+def _flags(p):
+    """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--skip-study", action="store_true", help="only the fit-speed comparison")
     p.add_argument("--note", default=None, help="free-text note stored in the result")
     p.add_argument("--refit", action="store_true",
                    help="reuse the runs and fit-speed numbers of the existing result JSON and "
                         "only redo the law fits")
-    return p.parse_args(argv)
+
+
+def parse_args(argv=None):
+    return _common.parse_args(__doc__.splitlines()[0], argv, extra=_flags)
 
 
 def fit_speed(full):
@@ -159,9 +159,6 @@ def analyse(res):
 
 def main(argv=None):
     args = parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
     import json
 
     from _common import RESULTS

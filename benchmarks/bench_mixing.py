@@ -345,16 +345,17 @@ def regime_ii_variants(seeds):
     return out
 
 
+def _flags(p):
+    """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
+    p.add_argument("--dga-grid", action="store_true", help="other DGA settings, DGA alone")
+    p.add_argument("--regime-ii-variants", action="store_true",
+                   help="three other versions of regime (ii)")
+
+
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    grid = "--dga-grid" in argv
-    if grid:
-        argv.remove("--dga-grid")
-    variants = "--regime-ii-variants" in argv
-    if variants:
-        argv.remove("--regime-ii-variants")
-    args = parse_args(__doc__.splitlines()[0], argv)
-    torch.set_num_threads(1)  # small models: one thread is fastest and least noisy
+    # threads: --threads, default 1 (small models: one thread is fastest and least noisy)
+    args = parse_args(__doc__.splitlines()[0], argv, extra=_flags)
+    grid, variants = args.dga_grid, args.regime_ii_variants
     quick = not args.full
     steps = 1500 if quick else 5000
     batch = 16

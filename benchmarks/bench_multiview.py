@@ -22,7 +22,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 from _common import write_result  # noqa: E402
 
 from sciml_toolbox.datasets import make_multiview_sources  # noqa: E402
@@ -133,16 +133,17 @@ def _score(res, data):
                 maxrss_mb=res["maxrss_mb"])
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true", help="the three settings of the paper")
-    p.add_argument("--out", default=None)
+def _flags(p):
+    """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
     p.add_argument("--device", default="cpu", help="cpu (NumPy) or a torch device, e.g. cuda")
     p.add_argument("--ref-dir", default=os.environ.get("SCIML_MVICAD_REF", ""))
     p.add_argument("--ref-python", default=None)
     p.add_argument("--smoothing", type=int, default=1, help="MVICAD2(smoothing=...) here")
     p.add_argument("--skip-ref", action="store_true", help="do not run the authors' code")
-    args = p.parse_args(argv)
+
+
+def main(argv=None):
+    args = _common.parse_args(__doc__.splitlines()[0], argv, extra=_flags)
     ref_dir = Path(args.ref_dir)
     ref_python = args.ref_python or str(ref_dir / "venv" / "bin" / "python")
     have_ref = (bool(args.ref_dir) and (ref_dir / "multiviewica_delay").is_dir()

@@ -16,7 +16,6 @@ Run: ``python benchmarks/bench_optim.py [--full]``.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -24,22 +23,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 from _common import write_result  # noqa: E402
 
 NAME = "optim"
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true", help="more repeats and the slower paths")
-    p.add_argument("--out", default=None, help="result JSON path (default: results/<name>.json)")
+def _flags(p):
+    """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--sizes", default="10e6,100e6", help="comma-separated parameter counts")
     p.add_argument("--study", action="store_true",
                    help="the reproduction study on a small LM instead of the step timings")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (1: stable on a shared machine)")
-    return p.parse_args(argv)
+
+
+def parse_args(argv=None):
+    return _common.parse_args(__doc__.splitlines()[0], argv, extra=_flags)
 
 
 def gpt_like_shapes(n_params, n_layers=12):
@@ -175,11 +174,9 @@ def check_fused_against_foreach(n_params):
 def run_study(args):
     """AdEMAMix vs AdamW on TinyLM at equal steps: loss curves, steps to AdamW's final loss,
     forgetting of a batch seen once. Quick: about 5 CPU minutes."""
-    import torch
 
     from sciml_toolbox.nn.lm import compare_optimizers
 
-    torch.set_num_threads(args.threads)
     if args.full:
         cfg = dict(n_steps=3000, size="1M", seq_len=128, batch_size=32, eval_every=50,
                    n_val_batches=8)
@@ -217,8 +214,6 @@ def main(argv=None):
     device = args.device
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     repeat = 20 if args.full else (7 if device == "cpu" else 20)
-    if device == "cpu":
-        torch.set_num_threads(args.threads)
     rows = []
     for n in sizes:
         params, grads = make_problem(n, device, torch.float32)

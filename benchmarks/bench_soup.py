@@ -221,7 +221,6 @@ def instantiation(quick):
 
 def main(argv=None):
     args = parse_args(__doc__.splitlines()[0], argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     quick = not args.full
     res = {"study": study(quick), "instantiation": instantiation(quick)}
     s = res["study"]

@@ -18,7 +18,6 @@ Three parts, all in one process:
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 from _common import timeit, write_result  # noqa: E402
 
 from sciml_toolbox.nn.diffusion import (  # noqa: E402
@@ -44,16 +44,16 @@ N_IMAGES = 64
 RADIUS = 1.5
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true", help="documented sizes (slow)")
-    p.add_argument("--out", default=None, help="result JSON path")
+def _flags(p):
+    """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
     p.add_argument("--device", default="cpu", help="torch device (cpu or cuda)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--parts", nargs="+", default=["quality", "overhead", "scaling"],
                    choices=["quality", "overhead", "scaling"],
                    help="parts to run (overhead needs quality's model)")
-    return p.parse_args(argv)
+
+
+def parse_args(argv=None):
+    return _common.parse_args(__doc__.splitlines()[0], argv, extra=_flags)
 
 
 def mlp_features():
@@ -256,8 +256,6 @@ def scaling(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     payload = {"device": args.device, "torch_threads": torch.get_num_threads(),
                "parts": args.parts}

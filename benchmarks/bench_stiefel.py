@@ -35,7 +35,6 @@ and torch are limited to ``--threads`` threads (default 1: reproducible on a sha
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
@@ -45,15 +44,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 from _common import write_result  # noqa: E402
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true", help="documented sizes (slow)")
-    p.add_argument("--out", default=None, help="result JSON path")
+def _flags(p):
+    """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=1, help="BLAS / torch threads")
     p.add_argument("--budget", type=float, default=None, help="seconds per GEVP solver")
     p.add_argument("--only", default="all", choices=["all", "gevp", "cca", "split"],
                    help="run only one part ('split': the split_batch study, not in 'all')")
@@ -62,7 +59,10 @@ def parse_args(argv=None):
                    help="reuse sklearn CCA's time and gap from this stored result (same data "
                         "set and sizes) instead of refitting it (14 min at the full size); "
                         "the result records where the number came from")
-    return p.parse_args(argv)
+
+
+def parse_args(argv=None):
+    return _common.parse_args(__doc__.splitlines()[0], argv, extra=_flags)
 
 
 def _subsample(t, y, k=60):
@@ -577,12 +577,6 @@ def main(argv=None):
     args = parse_args(argv)
     from threadpoolctl import threadpool_limits
 
-    try:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    except ImportError:  # pragma: no cover
-        pass
     full = args.full
     n, p = (1000, 500) if full else (300, 100)
     budget = args.budget or (20.0 if full else 3.0)

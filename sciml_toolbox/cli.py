@@ -23,6 +23,11 @@ def _cmd_info(args):
     return 0
 
 
+def _check_threads(threads):
+    """None when ``threads`` is a valid thread count, else the reason."""
+    return None if threads >= 1 else f"--threads must be at least 1, got {threads}"
+
+
 def _check_device(device):
     """None when ``device`` can be used here, else the reason it cannot."""
     if device != "cuda":
@@ -54,6 +59,7 @@ def _prepare_out(path):
 
 def _cmd_demo(args):
     from .tour import get_demos, run_tour
+    from .utils import set_threads
 
     demos = get_demos()
     if args.only:
@@ -63,13 +69,14 @@ def _cmd_demo(args):
             print(f"error: unknown demo(s) {unknown}; available: {sorted(known)}", file=sys.stderr)
             return 2
         demos = [d for d in demos if d.name in args.only]
-    problem = _check_device(args.device)
+    problem = _check_threads(args.threads) or _check_device(args.device)
     if problem is None:
         out_dir = Path(args.out)
         problem = _prepare_out(out_dir)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    set_threads(args.threads)
     records = run_tour(demos, out_dir, args.device)
     return 1 if any(r["status"] != "ok" for r in records) else 0
 
@@ -91,6 +98,10 @@ def _find_benchmarks():
 
 
 def _cmd_bench(args):
+    problem = _check_threads(args.threads)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     bench_dir = _find_benchmarks()
     if bench_dir is None:
         print(f"error: no benchmarks found: {_NO_CHECKOUT}", file=sys.stderr)
@@ -110,6 +121,7 @@ def _cmd_bench(args):
         # scripts import their helpers (``_common``) from their own folder, like
         # ``python benchmarks/bench_NAME.py``
         cmd = [sys.executable, str(script)] + (["--full"] if args.full else [])
+        cmd += ["--threads", str(args.threads)]
         if subprocess.run(cmd, cwd=bench_dir.parent, check=False).returncode != 0:
             status = 1
     return status
@@ -128,9 +140,14 @@ def build_parser():
                    help="output folder for figures and index.html (default: demo_output)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="device for the demos that can use a GPU")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for BLAS, OpenMP and torch (default: 1; see "
+                        "sciml_toolbox.utils.set_threads)")
     p = sub.add_parser("bench", help="run benchmarks/bench_NAME.py (needs a source checkout)")
     p.add_argument("name", nargs="?", help="benchmark name (all when omitted)")
     p.add_argument("--full", action="store_true", help="documented sizes instead of quick mode")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for BLAS, OpenMP and torch (default: 1)")
     return parser
 
 

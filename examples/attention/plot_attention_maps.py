@@ -24,6 +24,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from sciml_toolbox.nn.attention import sigmoid_attention
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 torch.manual_seed(0)
 n, d = 48, 16

@@ -25,6 +25,9 @@ from sciml_toolbox.bilevel import (
     loglog_slope,
     solve_inner,
 )
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 rng = np.random.default_rng(0)
 n, p = 392, 7

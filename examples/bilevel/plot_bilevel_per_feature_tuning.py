@@ -20,6 +20,9 @@ import numpy as np
 from sklearn.linear_model import RidgeCV
 
 from sciml_toolbox.bilevel import BilevelRidgeCV
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 rng = np.random.default_rng(0)
 n, p = 2000, 100

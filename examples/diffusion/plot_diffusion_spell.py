@@ -29,6 +29,9 @@ from sciml_toolbox.nn.diffusion import (
     shield_share,
     train_ddpm,
 )
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 ddpm = train_ddpm(n_images=64, n_iter=2500, random_state=0)
 radius = 1.5

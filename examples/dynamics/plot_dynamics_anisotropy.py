@@ -17,6 +17,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sciml_toolbox.dynamics import anisotropy, gaussian_ode, simulate_particles
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 rng = np.random.default_rng(1)
 q = np.array([[1.0, 0.6]])

@@ -16,6 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sciml_toolbox.dynamics import cluster_count, simulate_particles
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 rng = np.random.default_rng(0)
 n, d = 64, 3

@@ -17,6 +17,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sciml_toolbox.dynamics import empirical_moments, gaussian_ode, simulate_particles
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 alpha = np.array([0.5, -0.2])
 S0 = np.array([[0.5, 0.15], [0.15, 0.3]])

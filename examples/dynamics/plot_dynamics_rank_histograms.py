@@ -21,6 +21,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sciml_toolbox.dynamics import gaussian_ode
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 runs = 100
 settings = [("eig > 0.1, T = 1e4", 1e4, 0.1), ("eig > 1e-6, T = 1e9", 1e9, 1e-6)]

@@ -16,6 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sciml_toolbox.array_api import make_generator, svd, to_numpy
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 namespaces = {"numpy": npx}
 try:

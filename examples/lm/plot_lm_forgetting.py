@@ -21,11 +21,12 @@ p in {0, 0.1%, 1%, 5%}).
 # -------------
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from sciml_toolbox.nn.lm import TinyLMConfig, forgetting_study
+from sciml_toolbox.utils import set_threads
 
-torch.set_num_threads(1)
+set_threads(1)  # small problems: one thread for BLAS and torch
+
 configs = [TinyLMConfig(d_model=32, n_layers=2, n_heads=2, max_seq_len=64),
            TinyLMConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=64)]
 result = forgetting_study(configs, budgets=[4096, 16384], fractions=[0.0, 0.05, 0.2],

@@ -29,6 +29,9 @@ from sciml_toolbox.nn.lm import (
     train,
 )
 from sciml_toolbox.nn.mixing import DGA, ImportanceSampling, UniformMixture
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 k, steps, batch = 4, 1000, 16
 target = np.array([0.7, 0.3, 0.0, 0.0])

@@ -20,6 +20,9 @@ import numpy as np
 
 from sciml_toolbox.datasets import make_multiview_sources
 from sciml_toolbox.multiview import MVICA, MVICAD, MVICAD2, amari_distance
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 noise_levels = np.logspace(-3, 0, 5)
 setting = dict(n_concat=5, onset=200)

@@ -17,9 +17,11 @@ equal steps, and the forgetting of a batch seen only once.
 # grows linearly, from that of ``beta1`` to that of ``beta3``.
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from sciml_toolbox.nn.optim import ademamix_alpha_scheduler, ademamix_beta3_scheduler
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 T = 1000
 t = np.arange(1, T + 1)
@@ -43,7 +45,6 @@ fig.tight_layout()
 # what the model still remembers of that one step.
 from sciml_toolbox.nn.lm import compare_optimizers
 
-torch.set_num_threads(1)
 res = compare_optimizers(n_steps=120, size="0.1M", seq_len=48, batch_size=12, lr=3e-3,
                          alpha=5.0, beta3=0.999, eval_every=10, n_val_batches=2)
 steps = res["steps"]

@@ -23,6 +23,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sciml_toolbox.scaling import ChinchillaLaw, make_grid, plot_law_fit, plot_residuals
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 true = {"E": 1.817, "A": 477.8, "B": 2143.9, "alpha": 0.347, "beta": 0.367}
 rng = np.random.default_rng(0)

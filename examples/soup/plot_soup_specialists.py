@@ -23,6 +23,9 @@ import torch
 
 from sciml_toolbox.nn.lm import DomainCorpus, TinyLM, TinyLMConfig, evaluate, train
 from sciml_toolbox.nn.soup import DomainHistogramSampler, SoupOfExperts, train_soup
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 k, steps = 4, 120
 config = TinyLMConfig(d_model=48, n_layers=1, n_heads=2, max_seq_len=32)

@@ -21,6 +21,9 @@ from sklearn.cross_decomposition import CCA
 from sklearn.datasets import load_digits
 
 from sciml_toolbox.stiefel import LandingCCA
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 X = load_digits().data / 16.0
 Xl, Xr = X[:, :32], X[:, 32:]

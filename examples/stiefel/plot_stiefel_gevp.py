@@ -20,13 +20,13 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import scipy.linalg as sl
-from threadpoolctl import threadpool_limits
 
 from sciml_toolbox.stiefel import generalized_eigh, make_gevp_pencil
+from sciml_toolbox.utils import set_threads
 
 # (n, p) products this small run fastest on one BLAS thread, and the timings are then
 # comparable between methods
-threadpool_limits(limits=1)
+set_threads(1)
 
 n, p = 400, 80
 A, B = make_gevp_pencil(n, random_state=0)

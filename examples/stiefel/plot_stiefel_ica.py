@@ -16,6 +16,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sciml_toolbox.stiefel import LandingICA
+from sciml_toolbox.utils import set_threads
+
+set_threads(1)  # small problems: one thread for BLAS and torch
 
 rng = np.random.default_rng(0)
 n, d = 100_000, 10

@@ -18,17 +18,11 @@ def demo(out_dir, device="cpu"):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
 
     from sciml_toolbox.nn.lm import compare_optimizers
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model: threads cost more than they give
-    try:
-        res = compare_optimizers(n_steps=120, size="0.1M", seq_len=48, batch_size=12, lr=3e-3,
-                                 alpha=5.0, beta3=0.999, eval_every=10, n_val_batches=2)
-    finally:
-        torch.set_num_threads(threads)
+    res = compare_optimizers(n_steps=120, size="0.1M", seq_len=48, batch_size=12, lr=3e-3,
+                             alpha=5.0, beta3=0.999, eval_every=10, n_val_batches=2)
     steps = res["steps"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for name in ("AdamW", "AdEMAMix"):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
 
 from sciml_toolbox.array_api import to_numpy
 from sciml_toolbox.bilevel import (
@@ -88,7 +87,7 @@ def demo(out_dir, device="cpu"):
     ytr = Xtr @ w + 3 * rng.standard_normal(n)
     yva = Xva @ w + 3 * rng.standard_normal(n // 2)
     # one BLAS thread for both: small matrices, and fair timings on a shared machine
-    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         t = time.perf_counter()
         rc = RidgeCV(alphas=np.logspace(-3, 6, 100)).fit(Xtr, ytr)

@@ -25,18 +25,13 @@ def demo(out_dir, device="cpu"):
 
     from sciml_toolbox.nn.lm import DomainCorpus, TinyLM, TinyLMConfig, train
 
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        corpus = DomainCorpus.from_stdlib(code_bytes=400_000, seq_len=64, random_state=0)
-        torch.manual_seed(0)
-        model = TinyLM(TinyLMConfig.from_size("0.1M", max_seq_len=64))
-        t0 = time.perf_counter()
-        hist = train(model, corpus, [0.5, 0.5], 300, lr=3e-3, batch_size=16, warmup_steps=20,
-                     eval_every=50, eval_windows=32, device=device)
-        seconds = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(n_threads)
+    corpus = DomainCorpus.from_stdlib(code_bytes=400_000, seq_len=64, random_state=0)
+    torch.manual_seed(0)
+    model = TinyLM(TinyLMConfig.from_size("0.1M", max_seq_len=64))
+    t0 = time.perf_counter()
+    hist = train(model, corpus, [0.5, 0.5], 300, lr=3e-3, batch_size=16, warmup_steps=20,
+                 eval_every=50, eval_windows=32, device=device)
+    seconds = time.perf_counter() - t0
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.plot(hist.step, hist.train_loss, color="0.7", lw=0.8, label="train (mixture)")
     for name, vals in hist.val_loss.items():

@@ -46,13 +46,12 @@ def demo(out_dir, device="cpu"):
     import matplotlib.pyplot as plt
     import scipy.linalg as sl
     from sklearn.datasets import load_digits
-    from threadpoolctl import threadpool_limits
 
     from sciml_toolbox.stiefel import LandingCCA, generalized_eigh, make_gevp_pencil
 
     out = {}
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    with threadpool_limits(limits=1), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         n, p = 400, 50
         A, B = make_gevp_pencil(n, random_state=0)
