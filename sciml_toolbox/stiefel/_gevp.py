@@ -180,7 +180,10 @@ def generalized_eigh(
         (:math:`O(n^3)`).
     return_history : bool, default=False
         Also return a dict of per-iteration ``objective`` (f), ``violation``
-        (:math:`\mathcal{N}(X)`), ``time`` (seconds) and ``iteration`` lists.
+        (:math:`\mathcal{N}(X)`), ``time`` (seconds) and ``iteration`` lists, with the
+        common keys of the :ref:`estimator conventions <conventions>`: ``loss`` (the same
+        as ``objective``) and ``constraint_violation``
+        (:math:`\|X^\top B X - I_p\|_F = 2\sqrt{\mathcal{N}(X)}`).
     record_every : int, default=1
         Record the history (and test convergence) every this many iterations; each record
         synchronises with the device.
@@ -338,13 +341,18 @@ def generalized_eigh(
     else:
         om = check_positive(omega, "omega", strict=False)
 
-    history = {"objective": [], "violation": [], "time": [], "iteration": []}
+    history = {"iteration": [], "loss": [], "constraint_violation": [], "time": [],
+               "objective": [], "violation": []}
     eye = xp.eye(p, dtype=X.dtype, device=X.device)
 
     def record(it, t):
         h = X.T @ BX - eye
-        history["objective"].append(-0.5 * float(xp.sum(X * AX)))
-        history["violation"].append(0.25 * float(xp.sum(h * h)))
+        f = -0.5 * float(xp.sum(X * AX))
+        hh = float(xp.sum(h * h))
+        history["objective"].append(f)
+        history["loss"].append(f)
+        history["violation"].append(0.25 * hh)
+        history["constraint_violation"].append(hh ** 0.5)
         history["time"].append(t)
         history["iteration"].append(it)
 
