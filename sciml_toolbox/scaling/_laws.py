@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from .._array_api import to_numpy
 from .._base import Estimator, Interval, StrOptions
 from .._validation import check_int
-from ._fit import batched_lbfgs, huber, huber_grad, make_grid, polish
+from ._fit import batched_lbfgs, make_grid, polish
 
 __all__ = ["ScalingLaw", "ChinchillaLaw", "ForgettingLaw", "FinetuningLaw", "CustomLaw",
            "compare_laws"]
@@ -29,6 +29,31 @@ def _lse(*terms):
     for e in ex[1:]:
         tot = tot + e
     return m + np.log(tot), [e / tot for e in ex]
+
+
+def _buffers(work, m, n, k):
+    """``k`` scratch arrays of shape (m, n), views of buffers cached in ``work``."""
+    buf = work.get("buffers")
+    if buf is None or buf.shape[1] < m or buf.shape[2] != n or buf.shape[0] < k:
+        buf = work["buffers"] = np.empty((k, m, n))
+    return [buf[i, :m] for i in range(k)]
+
+
+def _huber_parts(r, c, delta, w):
+    """Huber objective of the residuals ``r`` (m, n), one value per row.
+
+    Uses ``huber(r) = c (r - c / 2)`` with ``c = clip(r, -delta, delta) = huber'(r)``. Rows
+    are averaged over the points (``w`` None) or weighted by ``w`` (m, n). On return ``c``
+    holds the weighted derivative (``c / n`` or ``w c``), the factor of the gradient.
+    """
+    np.clip(r, -delta, delta, out=c)
+    if w is None:
+        c *= 1.0 / r.shape[1]
+        # sum_i (c_i / n) r_i - n / 2 sum_i (c_i / n)^2
+        return np.einsum("sn,sn->s", c, r) - 0.5 * r.shape[1] * np.einsum("sn,sn->s", c, c)
+    f = np.einsum("sn,sn->s", w, c * (r - 0.5 * c))
+    c *= w
+    return f
 
 
 class ScalingLaw(RegressorMixin, Estimator):
@@ -81,6 +106,11 @@ class ScalingLaw(RegressorMixin, Estimator):
     fit_param_names: tuple = ()
     _n_columns: tuple = ()
     _n_polish = 5
+    # multistart pruning (see the class docstring): iterations run by every start, and the
+    # share (at least _min_keep starts) that continues
+    _warm_iter = 10
+    _keep_fraction = 0.1
+    _min_keep = 64
 
     _parameter_constraints: dict = {
         "delta": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -158,31 +188,49 @@ class ScalingLaw(RegressorMixin, Estimator):
     _column_doc = ""
 
     # -- fitting --------------------------------------------------------------------------
+    def _check_grid(self, P):
+        try:
+            grid = np.asarray(self.grid, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"grid must be a numeric (n_starts, {P}) array: {exc}") from None
+        if grid.ndim != 2 or grid.shape[1] != P or grid.shape[0] == 0:
+            raise ValueError(f"grid must have shape (n_starts, {P}) with n_starts >= 1, got "
+                             f"{grid.shape}")
+        if not np.all(np.isfinite(grid)):
+            rows = np.flatnonzero(~np.all(np.isfinite(grid), axis=1))
+            raise ValueError(f"grid must be finite: {rows.size} of {grid.shape[0]} starting "
+                             f"points contain NaN or inf (first rows {rows[:5].tolist()})")
+        return grid
+
+    def _loss_grad(self, theta, F, z, w, delta, work):
+        """Objective and gradient of a block of starts: shapes (m,) and (m, n_params).
+
+        ``w`` is None (mean over the points) or per-row point weights of shape (m, n_points);
+        ``work`` is a dict of scratch buffers owned by the objective (see :func:`_buffers`).
+        Generic form through ``_log_predict``; a law may override it with a fused pass.
+        """
+        pred, jac = self._log_predict(theta, F)
+        r = pred - z[None, :]
+        c = np.empty_like(r)
+        f = _huber_parts(r, c, delta, w)
+        g = np.stack([np.einsum("sn,sn->s", c, j) for j in jac], axis=1)
+        return f, g
+
     def _objective(self, F, z, weights=None):
-        delta = self.delta
-
-        # blocks of starts whose (block, n_points) temporaries stay in cache
-        block = max(1, 2 ** 17 // max(z.shape[0], 1))
-
-        def chunk(theta, rows):
-            pred, jac = self._log_predict(theta, F)
-            r = pred - z[None, :]
-            w = (np.full(r.shape[1], 1.0 / r.shape[1])[None, :] if weights is None
-                 else weights[rows])
-            f = np.sum(w * huber(r, delta), axis=1)
-            u = w * huber_grad(r, delta)
-            g = np.stack([np.einsum("sn,sn->s", u, j) for j in jac], axis=1)
-            return f, g
+        delta = float(self.delta)
+        # blocks of starts whose (block, n_points) scratch buffers stay in cache
+        block = max(1, 2 ** 15 // max(z.shape[0], 1))
+        work = {}
 
         def fun_grad(theta, rows):
+            m = theta.shape[0]
+            f = np.empty(m)
+            g = np.empty((m, theta.shape[1]))
             with np.errstate(all="ignore"):  # overflowing trial points are rejected below
-                if theta.shape[0] <= block:
-                    f, g = chunk(theta, rows)
-                else:
-                    parts = [chunk(theta[i:i + block], rows[i:i + block])
-                             for i in range(0, theta.shape[0], block)]
-                    f = np.concatenate([p[0] for p in parts])
-                    g = np.concatenate([p[1] for p in parts])
+                for i in range(0, m, block):
+                    sl = slice(i, i + block)
+                    w = None if weights is None else weights[rows[sl]]
+                    f[sl], g[sl] = self._loss_grad(theta[sl], F, z, w, delta, work)
             bad = ~np.isfinite(f) | ~np.all(np.isfinite(g), axis=1)
             f[bad] = np.inf
             g[bad] = 0.0
@@ -216,13 +264,19 @@ class ScalingLaw(RegressorMixin, Estimator):
             raise ValueError(f"too few points: X has n_samples = {X.shape[0]}, the law has {P} "
                              f"parameters "
                              f"and needs at least {P + 1}")
-        grid = self._default_grid() if self.grid is None else np.asarray(self.grid, float)
-        if grid.ndim != 2 or grid.shape[1] != P:
-            raise ValueError(f"grid must have shape (n_starts, {P}), got {grid.shape}")
+        grid = self._default_grid() if self.grid is None else self._check_grid(P)
         F, z = self._features(X), np.log(y)
         fun_grad = self._objective(F, z)
-        xs, fs, n_iters, conv = batched_lbfgs(fun_grad, grid, max_iter=self.max_iter)
-        fs = np.where(np.isfinite(fs), fs, np.inf)
+        S = grid.shape[0]
+        n_keep = max(int(np.ceil(self._keep_fraction * S)), self._min_keep)
+        xs, fs, n_iters, conv = batched_lbfgs(fun_grad, grid, max_iter=self.max_iter,
+                                             warm_iter=self._warm_iter, n_keep=n_keep)
+        n_finite = int(np.isfinite(fs).sum())
+        if n_finite == 0:
+            raise ValueError(f"{type(self).__name__}: the objective is NaN or infinite at every "
+                             f"one of the {S} starts of grid (the law's predicted log loss is "
+                             f"not finite there): no fit; check grid and the law")
+
         def one(th):
             return (tuple(v[0] for v in fun_grad(th[None, :], np.zeros(1, int))))
         # polish the best few distinct end points with SciPy's L-BFGS-B (tight tolerances)
@@ -237,7 +291,7 @@ class ScalingLaw(RegressorMixin, Estimator):
         best_f, theta = fs[best], xs[best]
         for i in picked:
             r = polish(one, xs[i])
-            if r.fun < best_f:
+            if np.isfinite(r.fun) and np.all(np.isfinite(r.x)) and r.fun < best_f:
                 best_f, theta, best, res = r.fun, r.x, int(i), r
         self.theta_ = np.asarray(theta, dtype=float)
         self.loss_ = float(best_f)
@@ -245,7 +299,14 @@ class ScalingLaw(RegressorMixin, Estimator):
         self.n_starts_ = grid.shape[0]
         self.n_iter_ = int(n_iters[best]) + (0 if res is None else int(res.nit))
         self.n_features_in_ = X.shape[1]
-        self.params_ = self._natural(self.theta_)
+        with np.errstate(over="ignore"):
+            self.params_ = self._natural(self.theta_)
+        bad = [k for k, v in self.params_.items() if not np.isfinite(v)]
+        if bad:
+            warnings.warn(f"{type(self).__name__} fit is degenerate: parameter(s) "
+                          f"{', '.join(bad)} of params_ are not finite (overflow of the "
+                          f"fitting-space value {self.theta_}); {S - n_finite} of {S} starts had "
+                          f"a non-finite objective", ConvergenceWarning)
         if res is not None and not res.success and not conv[best]:
             gmax = float(np.max(np.abs(res.jac)))
             warnings.warn(f"{type(self).__name__} fit did not converge: max |gradient| "
@@ -351,6 +412,37 @@ class ChinchillaLaw(ScalingLaw):
         out, (w1, w2, w3) = _lse(a - al * lN, b - be * lD,
                                  np.broadcast_to(e, (theta.shape[0], F.shape[0])))
         return out, [w1, w2, w3, -w1 * lN, -w2 * lD]
+
+    def _loss_grad(self, theta, F, z, w, delta, work):
+        # fused pass: L = e^a N^-alpha + e^b D^-beta + e^e summed directly (no log-sum-exp
+        # shift: exponents are clipped to +-700, reached only far from any fit, where the
+        # line search rejects the trial point), the exponentials shared by loss and gradient,
+        # all in reused buffers
+        m, n = theta.shape[0], z.shape[0]
+        if "lin" not in work:  # rows (1, -log N) and (1, -log D): t = [a, alpha] @ lin
+            work["lin"] = (np.stack([np.ones(n), -F[:, 0]]), np.stack([np.ones(n), -F[:, 1]]))
+        lin_n, lin_d = work["lin"]
+        t_n, t_d, tot, r, c = _buffers(work, m, n, 5)
+        for th, lin, t in ((theta[:, [0, 3]], lin_n, t_n), (theta[:, [1, 4]], lin_d, t_d)):
+            np.matmul(th, lin, out=t)
+            # exponents beyond +-700 are far from any fit (the trial step is rejected); the
+            # clip keeps np.exp off its slow under/overflow path (ten to fifty times slower)
+            np.clip(t, -700.0, 700.0, out=t)
+            np.exp(t, out=t)
+        ee = np.exp(theta[:, 2])
+        np.add(t_n, t_d, out=tot)
+        tot += ee[:, None]
+        np.log(tot, out=r)
+        r -= z
+        f = _huber_parts(r, c, delta, w)
+        c /= tot  # d huber / d (term k) = c * term_k / L
+        t_n *= c
+        t_d *= c
+        g = np.empty((m, 5))
+        g[:, [0, 3]] = t_n @ lin_n.T
+        g[:, [1, 4]] = t_d @ lin_d.T
+        g[:, 2] = ee * c.sum(axis=1)
+        return f, g
 
     def _natural(self, theta):
         a, b, e, al, be = map(float, theta)
