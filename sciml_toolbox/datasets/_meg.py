@@ -415,7 +415,9 @@ def _load_subject(root, sub, task, prm, stim_channel, event_id, cache_dir):
     from mne_bids import BIDSPath, read_raw_bids
 
     subject_dir = root / f"sub-{sub}"
-    sessions = sorted(p.name[4:] for p in subject_dir.glob("ses-*") if p.is_dir())
+    # the session of the first recording of the task (Cam-CAN: ses-passive)
+    fname_task = sorted(subject_dir.rglob(f"*task-{task}*_meg.fif"))[0]
+    sessions = [p[4:] for p in fname_task.relative_to(subject_dir).parts if p.startswith("ses-")]
     path = BIDSPath(subject=sub, session=sessions[0] if sessions else None, task=task,
                     datatype="meg", root=root, suffix="meg", extension=".fif")
     with warnings.catch_warnings():

@@ -59,10 +59,11 @@ def _with_stim(inst):
     return out
 
 
-def _raw_of(epochs, first_samp=123):
+def _raw_of(epochs, first_samp=123, meas_date=None):
     """The trials of ``epochs`` end to end as a continuous recording, with annotations."""
     data = np.concatenate(list(epochs.get_data()), axis=-1)
     raw = mne.io.RawArray(data, epochs.info, first_samp=first_samp, verbose=False)
+    raw.set_meas_date(meas_date)
     raw.set_annotations(mne.Annotations([0.5, 1.5], [0.1, 0.1], ["a", "b"]))
     return raw
 
@@ -70,11 +71,21 @@ def _raw_of(epochs, first_samp=123):
 def _kinds(study, i):
     ep = _with_stim(study.epochs[i])
     return {"epochs": ep, "evoked": _with_stim(study.epochs[i].average()),
-            "raw": _with_stim(_raw_of(study.epochs[i]))}
+            "raw": _with_stim(_raw_of(study.epochs[i])),
+            "raw_dated": _with_stim(_raw_of(study.epochs[i], meas_date=1.6e9))}
+
+
+_PLANTED = {}
 
 
 def _planted_mne_ica(est, i, epochs):
     """An ``mne.preprocessing.ICA`` whose unmixing is the estimator's for subject ``i``."""
+    if (id(est), i) not in _PLANTED:
+        _PLANTED[id(est), i] = (est, _plant(est, i, epochs))  # keep est alive: stable id
+    return _PLANTED[id(est), i][1].copy()
+
+
+def _plant(est, i, epochs):
     ica = mne.preprocessing.ICA(n_components=K, method="fastica", max_iter=20, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -91,7 +102,7 @@ def _planted_mne_ica(est, i, epochs):
     return ica
 
 
-@pytest.mark.parametrize("kind", ["epochs", "evoked", "raw"])
+@pytest.mark.parametrize("kind", ["epochs", "evoked", "raw", "raw_dated"])
 def test_get_sources_matches_mne_ica(fitted, study, kind):
     i = 1
     insts = _kinds(study, i)
@@ -101,7 +112,7 @@ def test_get_sources_matches_mne_ica(fitted, study, kind):
     ref = ica.get_sources(inst)
     (got,) = fitted.get_sources([inst], subjects=[i])
     np.testing.assert_array_equal(inst.get_data(), before)  # input unchanged
-    base = {"epochs": mne.BaseEpochs, "evoked": mne.Evoked, "raw": mne.io.BaseRaw}[kind]
+    base = {"epochs": mne.BaseEpochs, "evoked": mne.Evoked}.get(kind, mne.io.BaseRaw)
     assert isinstance(got, base) and isinstance(ref, base)
     assert got.get_data().shape == ref.get_data().shape
     np.testing.assert_allclose(got.get_data(), ref.get_data(), rtol=1e-10,
@@ -118,6 +129,7 @@ def test_get_sources_matches_mne_ica(fitted, study, kind):
         assert got.nave == ref.nave and got.comment == ref.comment
     else:
         assert got.first_samp == ref.first_samp
+        assert got.info["meas_date"] == ref.info["meas_date"]
         assert list(got.annotations.description) == list(ref.annotations.description)
         np.testing.assert_allclose(got.annotations.onset, ref.annotations.onset)
 
@@ -202,6 +214,26 @@ def test_fit_on_raw_and_get_sources(study):
     assert all(c is not r for c, r in zip(cleaned, raws, strict=True))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_subjects_with_different_bad_channels(study):
+    """A bad channel in one subject: per-subject matrices are lists; the bad one is untouched."""
+    eps = [ep.copy() for ep in study.epochs[:3]]
+    bad = eps[1].ch_names[3]
+    eps[1].info["bads"] = [bad]
+    est = MVICA(n_components=K, max_iter=30, random_state=0).fit(eps)
+    assert isinstance(est.components_, list) and est.components_[1].shape == (K, 101)
+    (src,) = est.get_sources(eps[1:2], subjects=[1])
+    (out,) = est.apply(eps[1:2], exclude=[1], subjects=[1])
+    good = [j for j, c in enumerate(eps[1].ch_names) if c != bad]
+    X = eps[1].get_data()
+    C, A, mu = est.components_[1], est.mixings_[1], est.means_[1]
+    np.testing.assert_allclose(src.get_data(), C @ (X[:, good] - mu), rtol=1e-10)
+    np.testing.assert_allclose(out.get_data()[:, good],
+                               X[:, good] - A[:, [1]] @ C[[1]] @ (X[:, good] - mu),
+                               rtol=0, atol=1e-10 * np.abs(X).max())
+    np.testing.assert_array_equal(out.get_data()[:, 3], X[:, 3])
+
+
 def test_mne_methods_check_their_input(fitted, study):
     eps = study.epochs
     with pytest.raises(ValueError, match="insts"):
@@ -254,8 +286,9 @@ def test_fit_on_epochs_keeps_mne_metadata(fitted, study):
 def test_plot_components(fitted):
     import matplotlib.pyplot as plt
 
-    fig = fitted.plot_components(picks=[0, 2], subjects=[0, 1], show=False)
-    assert len(fig.axes) >= 4 and fig.axes[0].get_title() == "ICA000"
+    fig = fitted.plot_components(picks=[0, 2], subjects=[1], show=False)
+    assert len(fig.axes) >= 2 and fig.axes[0].get_title() == "ICA000"
+    assert fig.axes[1].get_title() == "ICA002"
     fig2 = plot_mixing_topomaps(fitted, subjects=[3], components=[1])
     assert fig2.axes[0].get_title() == "ICA001"
     with pytest.raises(ValueError, match="ch_type"):
