@@ -367,20 +367,21 @@ def generalized_eigh(
         if method == "landing":
             S = h = None
             if gradient == "riemannian":
-                D = landing_direction(X, G, BX, omega=om, gradient=gradient, BinvG=Binv @ G)
+                D = landing_direction(X, G, BX, omega=om, gradient=gradient, BinvG=Binv @ G,
+                                      check_input=False)
             else:
                 D, S, h = _fused_landing_direction(X, AX, BX, om, xp)
             BD = Bop(D)
             if epsilon is not None:
                 eta = safe_step_size(X, BX, D, xp.sum(D * BD), epsilon=epsilon,
-                                     symmetric_part=S, constraint=h)
+                                     symmetric_part=S, constraint=h, check_input=False)
                 eta = xp.clip(eta, max=lr)
             else:
                 eta = lr
             X = X - eta * D
             BX = Bop(X) if it % 100 == 0 else BX - eta * BD
         elif method == "plam":
-            D = plam_direction(X, G, BX, omega=om)
+            D = plam_direction(X, G, BX, omega=om, check_input=False)
             X = X - lr * D
             BX = Bop(X)
         else:  # riemannian
@@ -391,7 +392,7 @@ def generalized_eigh(
             # B D = G - BX sym(X^T G): B Y without a product with B (refreshed every 100
             # iterations, like landing's B X)
             BY = Bop(Y) if it % 100 == 0 else BX - lr * (G - BX @ Ssym)
-            X, BX = retract(Y, BY)
+            X, BX = retract(Y, BY, check_input=False)
         AX = Aop(X)
         if it % record_every == 0 or it == max_iter:
             t = time.perf_counter() - t0

@@ -81,7 +81,10 @@ References
 
 from __future__ import annotations
 
-from .._array_api import get_namespace
+import numbers
+
+from .._array_api import get_namespace, namespace_name
+from .._validation import check_array, check_option, check_positive
 
 __all__ = [
     "penalty",
@@ -95,6 +98,40 @@ __all__ = [
 ]
 
 _GRADIENTS = ("relative", "riemannian")
+
+
+def _check_points(*pairs, square=(), optional=()):
+    """Validate ``(name, array)`` pairs of shape (n, p) and ``(name, array)`` pairs of shape
+    (p, p) in ``square``: finite real 2-D arrays of one namespace whose shapes match the first
+    array's; ``None`` is allowed for the names in ``optional`` and for the ``square`` ones.
+    Returns the checked arrays in order (``pairs`` then ``square``)."""
+    out, ref = [], None
+    for (name, a), sq in [(pr, False) for pr in pairs] + [(pr, True) for pr in square]:
+        if a is None and (sq or name in optional):
+            out.append(None)
+            continue
+        a = check_array(a, name, ndim=2)
+        if ref is None:
+            ref = (name, a)
+        else:
+            rname, r = ref
+            if namespace_name(get_namespace(a)) != namespace_name(get_namespace(r)):
+                raise TypeError(f"{name} must come from the same array library as {rname}")
+            want = (r.shape[1], r.shape[1]) if sq else tuple(r.shape)
+            if tuple(a.shape) != want:
+                raise ValueError(f"{name} must have shape {want} to match {rname} of shape "
+                                 f"{tuple(r.shape)}, got {tuple(a.shape)}")
+        out.append(a)
+    return out
+
+
+def _check_curvature(curvature):
+    if isinstance(curvature, numbers.Real) and not isinstance(curvature, bool):
+        return check_positive(curvature, "curvature", strict=False)
+    c = check_array(curvature, "curvature", ndim=0)
+    if float(c) < 0:
+        raise ValueError(f"curvature must be >= 0, got {float(c)}")
+    return c
 
 
 def _sym(M, xp):
@@ -111,7 +148,7 @@ def constraint_matrix(X, BX):
     return X.T @ BX - _eye(X.shape[1], X, xp)
 
 
-def penalty(X, BX):
+def penalty(X, BX, *, check_input=True):
     r"""The penalty :math:`\mathcal{N}(X) = \frac14 \|X^\top B X - I_p\|_F^2`.
 
     Parameters
@@ -121,32 +158,42 @@ def penalty(X, BX):
     BX : array, shape (n, p)
         The product ``B @ X`` (or a stochastic estimate ``B_zeta @ X``).
 
+    check_input : bool, default=True
+        Validate the arrays (finite, 2-D, matching shapes); ``False`` skips the checks (and
+        their pass over the data) inside solver loops.
+
     Returns
     -------
     value : array, shape ()
         0-d array in the namespace of ``X``.
     """
+    if check_input:
+        X, BX = _check_points(("X", X), ("BX", BX))
     xp = get_namespace(X, BX)
     h = constraint_matrix(X, BX)
     return 0.25 * xp.sum(h * h)
 
 
-def normal_direction(X, BX):
+def normal_direction(X, BX, *, check_input=True):
     r"""Gradient of the penalty, :math:`\nabla\mathcal{N}(X) = BX\,(X^\top B X - I_p)`.
 
     Parameters
     ----------
     X, BX : array, shape (n, p)
         Point and the product ``B @ X``.
+    check_input : bool, default=True
+        Validate the inputs (see :func:`penalty`).
 
     Returns
     -------
     grad : array, shape (n, p)
     """
+    if check_input:
+        X, BX = _check_points(("X", X), ("BX", BX))
     return BX @ constraint_matrix(X, BX)
 
 
-def relative_gradient(X, G, BX):
+def relative_gradient(X, G, BX, *, check_input=True):
     r"""Relative ("preconditioned") gradient :math:`\Psi_B(X) = \mathrm{skew}(GX^\top B)\,BX`.
 
     Computed as :math:`\tfrac12\,(G\,(BX)^\top BX - BX\,G^\top BX)` with matrix products only
@@ -162,6 +209,8 @@ def relative_gradient(X, G, BX):
         Euclidean gradient of the objective at ``X``.
     BX : array, shape (n, p)
         ``B @ X`` or its stochastic estimate.
+    check_input : bool, default=True
+        Validate the inputs (see :func:`penalty`).
 
     Returns
     -------
@@ -171,10 +220,12 @@ def relative_gradient(X, G, BX):
     ----------
     .. [1] Vary, Ablin, Gao, Absil, ICML 2024, Eq. (6).
     """
+    if check_input:
+        X, G, BX = _check_points(("X", X), ("G", G), ("BX", BX))
     return 0.5 * (G @ (BX.T @ BX) - BX @ (G.T @ BX))
 
 
-def riemannian_gradient(X, G, BinvG):
+def riemannian_gradient(X, G, BinvG, *, check_input=True):
     r"""Riemannian gradient on :math:`\mathrm{St}_B` for the metric :math:`\langle U, V\rangle_B
     = \mathrm{tr}(U^\top B V)`: :math:`B^{-1}G - X\,\mathrm{sym}(X^\top G)`.
 
@@ -186,6 +237,8 @@ def riemannian_gradient(X, G, BinvG):
         Euclidean gradient.
     BinvG : array, shape (n, p)
         ``B^{-1} @ G`` (needs a solve with B: this variant cannot use a random B).
+    check_input : bool, default=True
+        Validate the inputs (see :func:`penalty`).
 
     Returns
     -------
@@ -196,11 +249,13 @@ def riemannian_gradient(X, G, BinvG):
     H. Sato, K. Aihara, "Cholesky QR-based retraction on the generalized Stiefel manifold",
     Comput. Optim. Appl. 72 (2019).
     """
+    if check_input:
+        X, G, BinvG = _check_points(("X", X), ("G", G), ("BinvG", BinvG))
     xp = get_namespace(X, G, BinvG)
     return BinvG - X @ _sym(X.T @ G, xp)
 
 
-def plam_direction(X, G, BX, *, omega):
+def plam_direction(X, G, BX, *, omega, check_input=True):
     r"""PLAM direction :math:`G - \tfrac12 BX(X^\top G + G^\top X) + \omega BX(X^\top BX - I)`.
 
     The parallelizable augmented-Lagrangian method of Gao, Liu, Chen & Yuan (SIAM J. Sci.
@@ -211,19 +266,25 @@ def plam_direction(X, G, BX, *, omega):
     X, G, BX : array, shape (n, p)
         Point, Euclidean gradient and ``B @ X``.
     omega : float
-        Penalty weight.
+        Penalty weight (>= 0).
+    check_input : bool, default=True
+        Validate the inputs (see :func:`penalty`).
 
     Returns
     -------
     direction : array, shape (n, p)
     """
+    if check_input:
+        X, G, BX = _check_points(("X", X), ("G", G), ("BX", BX))
+        omega = check_positive(omega, "omega", strict=False)
     xp = get_namespace(X, G, BX)
     h = constraint_matrix(X, BX)
     return G - BX @ _sym(X.T @ G, xp) + omega * (BX @ h)
 
 
 def landing_direction(
-    X, G, BX, *, omega=1.0, gradient="relative", BinvG=None, BX2=None, G2=None
+    X, G, BX, *, omega=1.0, gradient="relative", BinvG=None, BX2=None, G2=None,
+    check_input=True,
 ):
     r"""The landing field :math:`\Lambda(X) = \Psi(X) + \omega\, BX(X^\top BX - I_p)`.
 
@@ -260,12 +321,20 @@ def landing_direction(
         gives ``BX`` (CCA, ICA), passing the two halves' gradients separately is what makes
         the tangent part unbiased: a gradient correlated with both estimates is not. Default:
         ``G`` for both (right when ``G`` is independent of the B estimates, e.g. a fixed A).
+    check_input : bool, default=True
+        Validate the inputs (see :func:`penalty`).
 
     Returns
     -------
     direction : array, shape (n, p)
         The step is ``X - learning_rate * direction``.
     """
+    if check_input:
+        X, G, BX, BinvG, BX2, G2 = _check_points(("X", X), ("G", G), ("BX", BX),
+                                                 ("BinvG", BinvG), ("BX2", BX2), ("G2", G2),
+                                                 optional=("BinvG", "BX2", "G2"))
+        omega = check_positive(omega, "omega", strict=False)
+        gradient = check_option(gradient, "gradient", _GRADIENTS)
     if G2 is not None and BX2 is None:
         raise ValueError("G2 (the second minibatch's gradient) needs BX2")
     if BX2 is not None:
@@ -289,18 +358,19 @@ def landing_direction(
         )
         return F @ C
     if gradient == "relative":
-        psi = relative_gradient(X, G, BX)
+        psi = relative_gradient(X, G, BX, check_input=False)
     elif gradient == "riemannian":
         if BinvG is None:
             raise ValueError("BinvG is required for gradient='riemannian' (B^{-1} @ G)")
-        psi = riemannian_gradient(X, G, BinvG)
+        psi = riemannian_gradient(X, G, BinvG, check_input=False)
     else:
         raise ValueError(f"gradient must be one of {_GRADIENTS}, got {gradient!r}")
-    return psi + omega * normal_direction(X, BX)
+    return psi + omega * normal_direction(X, BX, check_input=False)
 
 
 def safe_step_size(
-    X, BX, direction, curvature, *, epsilon=0.5, symmetric_part=None, constraint=None
+    X, BX, direction, curvature, *, epsilon=0.5, symmetric_part=None, constraint=None,
+    check_input=True,
 ):
     r"""Largest step keeping :math:`\|X^\top BX - I\|_F \le \varepsilon` after the step.
 
@@ -329,6 +399,8 @@ def safe_step_size(
         :math:`O(np^2)`).
     constraint : array, shape (p, p), optional
         :math:`h = X^\top BX - I` if already known.
+    check_input : bool, default=True
+        Validate the inputs (see :func:`penalty`).
 
     Returns
     -------
@@ -336,6 +408,12 @@ def safe_step_size(
         The safe step (0-d array of the namespace of ``X``). Outside the region it is the step
         that minimises bound (b) on the next violation.
     """
+    if check_input:
+        X, BX, direction, symmetric_part, constraint = _check_points(
+            ("X", X), ("BX", BX), ("direction", direction),
+            square=(("symmetric_part", symmetric_part), ("constraint", constraint)))
+        curvature = _check_curvature(curvature)
+        epsilon = check_positive(epsilon, "epsilon")
     xp = get_namespace(X, BX, direction)
     h = constraint_matrix(X, BX) if constraint is None else constraint
     if symmetric_part is None:
@@ -375,6 +453,7 @@ def landing_step(
     gradient="relative",
     BinvG=None,
     curvature=None,
+    check_input=True,
 ):
     r"""One landing update :math:`X^+ = X - \min(\eta, \eta^\star)\,\Lambda(X)`.
 
@@ -396,6 +475,8 @@ def landing_step(
         ``B^{-1} G`` for the Riemannian variant.
     curvature : float, optional
         Upper bound on :math:`\|\Lambda^\top B\Lambda\|_F` (see :func:`safe_step_size`).
+    check_input : bool, default=True
+        Validate the inputs (see :func:`penalty`).
 
     Returns
     -------
@@ -403,7 +484,23 @@ def landing_step(
     step : float or array, shape ()
         The step actually taken.
     """
-    direction = landing_direction(X, G, BX, omega=omega, gradient=gradient, BinvG=BinvG)
+    if check_input:
+        X, G, BX, BinvG = _check_points(("X", X), ("G", G), ("BX", BX), ("BinvG", BinvG),
+                                        optional=("BinvG",))
+        omega = check_positive(omega, "omega", strict=False)
+        gradient = check_option(gradient, "gradient", _GRADIENTS)
+        learning_rate = check_positive(learning_rate, "learning_rate")
+        epsilon = check_positive(epsilon, "epsilon", allow_none=True)
+        if curvature is not None:
+            curvature = _check_curvature(curvature)
+        if B is not None and not callable(B):
+            n = X.shape[0]
+            (B,) = _check_points(("B", B))
+            if tuple(B.shape) != (n, n):
+                raise ValueError(f"B must have shape ({n}, {n}) to act on X, got "
+                                 f"{tuple(B.shape)}")
+    direction = landing_direction(X, G, BX, omega=omega, gradient=gradient, BinvG=BinvG,
+                                  check_input=False)
     if epsilon is None:
         return X - learning_rate * direction, learning_rate
     xp = get_namespace(X)
@@ -412,5 +509,6 @@ def landing_step(
             raise ValueError("landing_step needs B or curvature when epsilon is set")
         BD = B(direction) if callable(B) else B @ direction
         curvature = xp.sum(direction * BD)
-    eta = xp.clip(safe_step_size(X, BX, direction, curvature, epsilon=epsilon), max=learning_rate)
+    eta = xp.clip(safe_step_size(X, BX, direction, curvature, epsilon=epsilon,
+                                 check_input=False), max=learning_rate)
     return X - eta * direction, eta

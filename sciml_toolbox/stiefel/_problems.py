@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._array_api import asarray
-from .._validation import check_int, check_positive
+from .._validation import check_in_range, check_int
 
 __all__ = ["make_cca_data", "make_gevp_pencil"]
 
@@ -22,7 +22,7 @@ def make_gevp_pencil(n_features=1000, *, cond_A=100.0, random_state=None, xp=Non
     n_features : int, default=1000
         Size n.
     cond_A : float, default=100.0
-        Condition number of A.
+        Condition number of A (>= 1).
     random_state : int, numpy Generator or None
         Seed of the two random bases.
     xp : module, optional
@@ -38,7 +38,7 @@ def make_gevp_pencil(n_features=1000, *, cond_A=100.0, random_state=None, xp=Non
         Symmetric positive definite.
     """
     n = check_int(n_features, "n_features", min_value=1)
-    cond_A = check_positive(cond_A, "cond_A")
+    cond_A = check_in_range(cond_A, "cond_A", 1.0, None)
     rng = np.random.default_rng(random_state)
 
     def rotate(evals):
@@ -71,7 +71,7 @@ def make_cca_data(n_samples, n_features, n_components, *, random_state=None):
     n_features : int
         Features d of each view.
     n_components : int
-        Number of shared factors p.
+        Number of shared factors p (at most ``n_features``).
     random_state : int, numpy Generator or None
 
     Returns
@@ -80,7 +80,7 @@ def make_cca_data(n_samples, n_features, n_components, *, random_state=None):
     """
     n = check_int(n_samples, "n_samples", min_value=1)
     d = check_int(n_features, "n_features", min_value=1)
-    p = check_int(n_components, "n_components", min_value=1)
+    p = check_int(n_components, "n_components", min_value=1, max_value=d)
     rng = np.random.default_rng(random_state)
     Z = rng.standard_normal((n, p))
     corr = np.linspace(0.9, 0.5, p)

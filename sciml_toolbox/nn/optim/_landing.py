@@ -278,7 +278,8 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                             past = buf.mul_(group["momentum"]).clone()
                             buf.add_(0.5 * (G + G2))
                             G, G2 = past + G, past + G2
-                D = landing_direction(p, G, BXp, omega=group["omega"], BX2=BX2p, G2=G2)
+                D = landing_direction(p, G, BXp, omega=group["omega"], BX2=BX2p, G2=G2,
+                                      check_input=False)
                 eta = group["lr"]
                 if group["epsilon"] is not None:
                     if apply_B is not None:
@@ -289,7 +290,8 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                         curv = None
                     if curv is not None:
                         BXs = BXp if BX2p is None else 0.5 * (BXp + BX2p)
-                        safe = safe_step_size(p, BXs, D, curv, epsilon=group["epsilon"])
+                        safe = safe_step_size(p, BXs, D, curv, epsilon=group["epsilon"],
+                                              check_input=False)
                         eta = torch.clamp(safe, max=group["lr"])
                 updates_p.append(p)
                 updates_d.append(-eta * D)
