@@ -15,7 +15,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 
-from .._array_api import cholesky, get_namespace, inv, make_generator, svd
+from .._array_api import cholesky, eigh, get_namespace, inv, make_generator, qr, svd
 from .._base import Estimator, Interval, StrOptions, reject_unsupported
 from .._validation import (
     check_array,
@@ -27,6 +27,11 @@ from ._landing import landing_direction, safe_step_size
 from ._stochastic import epoch_batches, power_lambda_max, whiten_init
 
 __all__ = ["LandingCCA"]
+
+# rows used to estimate the preconditioner and its step size (O(rows d k) once)
+_PRECOND_ROWS = 8192
+# rows per block of the full-data (anchor) passes of variance reduction
+_ANCHOR_CHUNK = 16384
 
 
 def _check_decay_epochs(epochs):
@@ -52,16 +57,21 @@ def _lr_factor(est, epoch, no_auto=False):
 
 
 def landing_block_step(
-    W, G, Xb, reg, BW, *, learning_rate, omega, epsilon, BW2=None, G2=None
+    W, G, Xb, reg, BW, *, learning_rate, omega, epsilon, BW2=None, G2=None, precond=None
 ):
     """One landing step for ``W^T (Xb^T Xb / r + reg I) W = I``; returns (W_new, ||D||^2).
 
     With ``BW2`` (the estimate from the second half of the batch, ``BW`` and ``G`` from the
     first, ``G2`` from the second) the direction uses the two independent estimates (see
     ``landing_direction(BX2=..., G2=...)``); ``G`` is then the first half's gradient only.
+    With ``precond`` (from :func:`fit_preconditioner`) the direction is the preconditioned
+    field of :func:`preconditioned_direction`.
     """
     xp = get_namespace(W)
-    D = landing_direction(W, G, BW, omega=omega, BX2=BW2, G2=G2)
+    if precond is None:
+        D = landing_direction(W, G, BW, omega=omega, BX2=BW2, G2=G2)
+    else:
+        D = preconditioned_direction(W, G, BW, precond, omega=omega, BW2=BW2, G2=G2)
     dn = xp.sum(D * D)
     if epsilon is None:
         return W - learning_rate * D, dn
@@ -84,6 +94,140 @@ def split_products(Xb, cols, split):
     P1 = Xb[:h, ...].T @ cols[:h, ...] / h
     P2 = Xb[h : 2 * h, ...].T @ cols[h : 2 * h, ...] / h
     return P1, P2, True
+
+
+# ------------------------------------------------------------------------ preconditioning
+def fit_preconditioner(Xs, kind, rank, reg, rng):
+    r"""A preconditioner :math:`P \approx (S + \rho I)^{-1}` from the centred rows ``Xs``.
+
+    ``'diagonal'``: :math:`P = D^{-1}` with :math:`D = \mathrm{diag}(S) + \rho I`.
+    ``'low-rank'``: :math:`P = D^{-1/2}\,[U\Lambda^{-1}U^\top + \sigma^{-2}(I - UU^\top)]\,
+    D^{-1/2}`, the inverse of the rank-k-plus-isotropic approximation of the scaled covariance
+    :math:`C = D^{-1/2}(S + \rho I)D^{-1/2}`: :math:`U, \Lambda` are its top k eigenpairs
+    (randomised range finder with one power iteration, Halko, Martinsson & Tropp, SIAM Rev.
+    53, 2011, Algorithms 4.3 and 5.3) and :math:`\sigma^2 = (\mathrm{tr}\,C -
+    \mathrm{tr}\,\Lambda)/(d - k)` (the maximum-likelihood isotropic part of probabilistic PCA,
+    Tipping & Bishop, JRSS-B 61, 1999), with :math:`\mathrm{tr}\,C = d`. Costs
+    :math:`O(m d (k + 10))` for m rows; never forms a (d, d) matrix.
+
+    Parameters
+    ----------
+    Xs : array, shape (m, d)
+        Centred rows.
+    kind : {'diagonal', 'low-rank'}
+    rank : int
+        k (``'low-rank'`` only; reduced to ``d - 1``; ``d = 1`` falls back to diagonal).
+    reg : float
+        Ridge :math:`\rho`.
+    rng : Generator
+        From ``make_generator`` (the random test matrix).
+
+    Returns
+    -------
+    precond : tuple of arrays
+        ``(scale,)`` or ``(scale, U, coef, sigma2)`` with ``scale`` (d,) the diagonal
+        :math:`D^{-1/2}`, ``U`` (d, k), ``coef`` (k,) :math:`= 1/\lambda - 1/\sigma^2`;
+        applied by :func:`apply_preconditioner`.
+    """
+    xp = get_namespace(Xs)
+    m, d = Xs.shape
+    var = xp.sum(Xs * Xs, axis=0) / m
+    scale = 1.0 / xp.sqrt(var + reg)
+    tiny = float(xp.finfo(Xs.dtype).smallest_normal) ** 0.5
+    if not bool(xp.all(var + reg > tiny)):
+        # a constant feature without ridge: leave its scale at 1 rather than divide by 0
+        scale = xp.where(var + reg > tiny, scale, xp.ones_like(scale))
+    k = min(int(rank), d - 1)
+    if kind == "diagonal" or k < 1:
+        return (scale,)
+    Z = Xs * scale
+    ell = min(k + 10, d)
+    Q, _ = qr(Z.T @ (Z @ rng.normal((d, ell), dtype=Xs.dtype)))
+    Q, _ = qr(Z.T @ (Z @ Q))
+    ZQ = Z @ Q
+    T = ZQ.T @ ZQ / m + reg * ((Q.T * (scale * scale)) @ Q)
+    lam, V = eigh(0.5 * (T + T.T))
+    lam = xp.clip(xp.flip(lam)[:k], min=tiny)
+    U = Q @ xp.flip(V, axis=1)[:, :k]
+    trace = float(xp.sum(var / (var + reg))) + reg * float(xp.sum(scale * scale))
+    sigma2 = max((trace - float(xp.sum(lam))) / (d - k), tiny)
+    return (scale, U, 1.0 / lam - 1.0 / sigma2, sigma2)
+
+
+def apply_preconditioner(precond, F):
+    """``P @ F`` for ``F`` of shape (d, c) and a ``precond`` of :func:`fit_preconditioner`:
+    O(d k c) work."""
+    scale = precond[0][:, None]
+    G = scale * F
+    if len(precond) > 1:
+        _, U, coef, sigma2 = precond
+        G = G / sigma2 + U @ (coef[:, None] * (U.T @ G))
+    return scale * G
+
+
+def preconditioned_lambda_max(Xs, precond, reg, n_iter=20, seed=0):
+    r"""Largest eigenvalue of :math:`P(X_s^\top X_s/m + \rho I)` by power iteration (the
+    eigenvalues are those of the symmetric :math:`P^{1/2}(S + \rho I)P^{1/2}`)."""
+    xp = get_namespace(Xs)
+    m, d = Xs.shape
+    v = make_generator(seed, xp, Xs.device).normal((d, 1), dtype=Xs.dtype)
+    v = v / xp.linalg.vector_norm(v)
+    lam = 0.0
+    for _ in range(n_iter):
+        w = apply_preconditioner(precond, Xs.T @ (Xs @ v) / m + reg * v)
+        lam = float(xp.linalg.vector_norm(w))
+        if lam == 0.0:
+            return 0.0
+        v = w / lam
+    return lam
+
+
+def preconditioned_direction(W, G, BW, precond, *, omega, BW2=None, G2=None):
+    r"""The landing field after the change of variables :math:`W = P^{1/2}V`.
+
+    In V the constraint is :math:`V^\top B' V = I` with :math:`B' = P^{1/2} B P^{1/2}` (close
+    to the identity for :math:`P \approx B^{-1}`) and the gradient is :math:`P^{1/2}G`; the
+    landing field there, mapped back by :math:`P^{1/2}`, is
+    :math:`P[\tfrac12(G\,M - BW\,K) + \omega\,BW\,h]` with :math:`M = (BW)^\top P\,BW`,
+    :math:`K = G^\top P\,BW`, :math:`h = W^\top BW - I`. Only products with P are needed; the
+    fixed points are those of the plain field (a linear change of variables), and
+    :math:`W^\top B\,(\text{tangent part}) = \tfrac12(K^\top M - MK)` is still skew, so the
+    safe step of :func:`~sciml_toolbox.stiefel.safe_step_size` applies unchanged. With
+    ``BW2``/``G2`` every product pairs factors from the two halves of the batch, as in
+    ``landing_direction(BX2=..., G2=...)``.
+
+    Parameters
+    ----------
+    W, G, BW : array, shape (d, p)
+    precond : tuple
+        From :func:`fit_preconditioner`.
+    omega : float
+    BW2, G2 : array, shape (d, p), optional
+
+    Returns
+    -------
+    direction : array, shape (d, p)
+    """
+    xp = get_namespace(W, G, BW)
+    p = W.shape[1]
+    if BW2 is None:
+        BW2 = BW
+    if G2 is None:
+        G2 = G
+    F = xp.concat([G, G2, BW, BW2], axis=1)
+    PF = apply_preconditioner(precond, F)
+    Q = F.T @ PF
+    eye = xp.eye(p, dtype=W.dtype, device=W.device)
+    h1 = W.T @ BW - eye
+    h2 = W.T @ BW2 - eye
+    M12 = Q[2 * p : 3 * p, 3 * p :]
+    K1 = Q[:p, 3 * p :]
+    K2 = Q[p : 2 * p, 2 * p : 3 * p]
+    C = xp.concat(
+        [0.25 * M12, 0.25 * M12.T, 0.5 * omega * h2 - 0.25 * K1, 0.5 * omega * h1 - 0.25 * K2],
+        axis=0,
+    )
+    return PF @ C
 
 
 class LandingCCA(
@@ -222,6 +366,11 @@ class LandingCCA(
         "lr_decay_epochs": ["array-like", StrOptions({"auto"}), None],
         "lr_decay": [Interval(Real, 0, None, closed="neither")],
         "split_batch": ["boolean"],
+        "preconditioner": [StrOptions({"diagonal", "low-rank"}), None],
+        "preconditioner_rank": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "variance_reduction": ["boolean"],
+        "vr_batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "vr_warmup": [Interval(Real, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state", np.random.Generator],
         "verbose": ["verbose"],
@@ -252,6 +401,11 @@ class LandingCCA(
         lr_decay_epochs="auto",
         lr_decay=0.1,
         split_batch=True,
+        preconditioner=None,
+        preconditioner_rank="auto",
+        variance_reduction=False,
+        vr_batch_size="auto",
+        vr_warmup=0.5,
         tol=1e-8,
         random_state=None,
         verbose=False,
@@ -266,6 +420,11 @@ class LandingCCA(
         self.lr_decay_epochs = lr_decay_epochs
         self.lr_decay = lr_decay
         self.split_batch = split_batch
+        self.preconditioner = preconditioner
+        self.preconditioner_rank = preconditioner_rank
+        self.variance_reduction = variance_reduction
+        self.vr_batch_size = vr_batch_size
+        self.vr_warmup = vr_warmup
         self.tol = tol
         self.random_state = random_state
         self.verbose = verbose
@@ -316,7 +475,22 @@ class LandingCCA(
                     "initialise): there is no correlation to estimate"
                 )
         lam_x, lam_y = lam_x + self.reg, lam_y + self.reg
-        if self.learning_rate == "auto":
+        self._prec = (None, None)
+        if self.preconditioner is not None:
+            m = min(Xc.shape[0], _PRECOND_ROWS)
+            k = 2 * p + 10 if self.preconditioner_rank == "auto" else self.preconditioner_rank
+            self._prec = tuple(
+                fit_preconditioner(Z[:m, ...], self.preconditioner, k, self.reg, rng)
+                for Z in (Xc, Yc)
+            )
+            lam_x, lam_y = (
+                preconditioned_lambda_max(Z[:m, ...], P, self.reg)
+                for Z, P in zip((Xc, Yc), self._prec, strict=True)
+            )
+        if self.learning_rate == "auto" and self.preconditioner is not None:
+            # 2 / lambda^2 is the stability edge when P whitens well (lambda ~ 1): cap it
+            self._lr = tuple(min(2.0 / lam**2, 1.0 / lam) for lam in (lam_x, lam_y))
+        elif self.learning_rate == "auto":
             self._lr = (2.0 / lam_x**2, 2.0 / lam_y**2)
         else:
             self._lr = (float(self.learning_rate),) * 2
@@ -339,10 +513,16 @@ class LandingCCA(
         return rng
 
     # ------------------------------------------------------------------ landing step
-    def _step(self, Xb, Yb, factor):
+    def _step(self, Xb, Yb, factor, anchor=None):
         xp = get_namespace(Xb)
-        XW = Xb @ self._Wx
-        YW = Yb @ self._Wy
+        if anchor is None:
+            XW = Xb @ self._Wx
+            YW = Yb @ self._Wy
+        else:
+            # variance reduction: minibatch products of W - W_anchor only, plus the exact
+            # full-data products of the anchor (all terms are linear in W)
+            XW = Xb @ (self._Wx - anchor["Wx"])
+            YW = Yb @ (self._Wy - anchor["Wy"])
         p = XW.shape[1]
         # one product per view (per half) gives both the gradient and B_zeta W
         split = self.split_batch and not self._deterministic
@@ -353,15 +533,20 @@ class LandingCCA(
         Gy, Gy2 = -PY1[:, :p], -PY2[:, :p]
         BWx, BWx2 = PX1[:, p:] + self.reg * self._Wx, PX2[:, p:] + self.reg * self._Wx
         BWy, BWy2 = PY1[:, p:] + self.reg * self._Wy, PY2[:, p:] + self.reg * self._Wy
+        if anchor is not None:
+            Gx, Gx2 = Gx - anchor["SxyWy"], Gx2 - anchor["SxyWy"]
+            Gy, Gy2 = Gy - anchor["SyxWx"], Gy2 - anchor["SyxWx"]
+            BWx, BWx2 = BWx + anchor["SxxWx"], BWx2 + anchor["SxxWx"]
+            BWy, BWy2 = BWy + anchor["SyyWy"], BWy2 + anchor["SyyWy"]
         self._Wx, dx = landing_block_step(
             self._Wx, Gx, Xb, self.reg, BWx, learning_rate=self._lr[0] * factor,
             omega=self._omega[0], epsilon=self.epsilon,
-            BW2=BWx2 if two else None, G2=Gx2 if two else None,
+            BW2=BWx2 if two else None, G2=Gx2 if two else None, precond=self._prec[0],
         )
         self._Wy, dy = landing_block_step(
             self._Wy, Gy, Yb, self.reg, BWy, learning_rate=self._lr[1] * factor,
             omega=self._omega[1], epsilon=self.epsilon,
-            BW2=BWy2 if two else None, G2=Gy2 if two else None,
+            BW2=BWy2 if two else None, G2=Gy2 if two else None, precond=self._prec[1],
         )
         self.n_iter_ += 1
         return dx + dy
@@ -389,16 +574,111 @@ class LandingCCA(
             print(f"[LandingCCA] epoch {epoch}: objective {obj:.6g}, violation {viol:.3g}")
 
     def _finalize(self, stats):
-        """Rotate the landing iterate into individual canonical pairs (p x p work only)."""
-        xp = get_namespace(stats[0])
+        """Rotate the landing iterate into individual canonical pairs (p x p work only);
+        returns the (p, p) maps ``Rx, Ry`` with ``x_weights_ = W_x Rx``."""
         Cx, Cy, Cxy = stats
         Lx_inv = inv(cholesky(0.5 * (Cx + Cx.T)))
         Ly_inv = inv(cholesky(0.5 * (Cy + Cy.T)))
         U, s, Vt = svd(Lx_inv @ Cxy @ Ly_inv.T)
-        self.x_weights_ = self._Wx @ (Lx_inv.T @ U)
-        self.y_weights_ = self._Wy @ (Ly_inv.T @ Vt.T)
+        Rx, Ry = Lx_inv.T @ U, Ly_inv.T @ Vt.T
+        self.x_weights_ = self._Wx @ Rx
+        self.y_weights_ = self._Wy @ Ry
         self.canonical_correlations_ = s
-        return xp
+        return Rx, Ry
+
+    # ------------------------------------------------------------------ variance reduction
+    def _on_checkpoint(self):
+        """Called by the variance-reduced :meth:`fit` after every anchor pass and four times
+        per inner pass; does nothing (benchmarks override it to store the iterates)."""
+
+    def _anchor_pass(self, X, Y):
+        """Exact full-data products at the current iterate, by blocks of rows (no copy of the
+        data): ``S_xx W_x``, ``S_xy W_y``, ``S_yy W_y``, ``S_yx W_x`` (d x p) and the p x p
+        statistics of :meth:`_stats`. Costs one pass, 3 p (d_x + d_y) multiply-adds a row."""
+        xp = get_namespace(X)
+        n = X.shape[0]
+        p = self._Wx.shape[1]
+        Wx, Wy = self._Wx, self._Wy
+        PX = xp.zeros((X.shape[1], 2 * p), dtype=X.dtype, device=X.device)
+        PY = xp.zeros((Y.shape[1], 2 * p), dtype=X.dtype, device=X.device)
+        Txx = xp.zeros((p, p), dtype=X.dtype, device=X.device)
+        Tyy, Txy = Txx, Txx
+        for s in range(0, n, _ANCHOR_CHUNK):
+            e = min(s + _ANCHOR_CHUNK, n)
+            Xb = X[s:e, ...] - self.x_mean_
+            Yb = Y[s:e, ...] - self.y_mean_
+            XW = Xb @ Wx
+            YW = Yb @ Wy
+            PX = PX + Xb.T @ xp.concat([YW, XW], axis=1)
+            PY = PY + Yb.T @ xp.concat([XW, YW], axis=1)
+            Txx = Txx + XW.T @ XW
+            Tyy = Tyy + YW.T @ YW
+            Txy = Txy + XW.T @ YW
+        PX, PY, Txx, Tyy, Txy = (a / n for a in (PX, PY, Txx, Tyy, Txy))
+        anchor = {"Wx": Wx, "Wy": Wy, "SxyWy": PX[:, :p], "SxxWx": PX[:, p:],
+                  "SyxWx": PY[:, :p], "SyyWy": PY[:, p:], "Txx": Txx, "Tyy": Tyy}
+        stats = (Txx + self.reg * (Wx.T @ Wx), Tyy + self.reg * (Wy.T @ Wy), Txy)
+        return anchor, stats
+
+    def _fit_variance_reduced(self, X, Y):
+        """``fit`` with ``variance_reduction=True`` (see the class docstring)."""
+        xp = get_namespace(X, Y)
+        n, dx = X.shape
+        dy = Y.shape[1]
+        # a strided subset (representative even if the rows are sorted) for the set-up
+        stride = max(1, n // _PRECOND_ROWS)
+        m = min(_PRECOND_ROWS, (n + stride - 1) // stride)
+        rng = self._init_state(X[::stride, ...][:m, ...] - self.x_mean_,
+                               Y[::stride, ...][:m, ...] - self.y_mean_)
+        r = min(self.batch_size, n)
+        if self.vr_batch_size == "auto":
+            r_vr = min(n, max(r, 16 * max(dx, dy)))
+        else:
+            r_vr = min(self.vr_batch_size, n)
+        t0 = time.perf_counter()
+
+        def batch(idx):
+            return (xp.take(X, idx, axis=0) - self.x_mean_,
+                    xp.take(Y, idx, axis=0) - self.y_mean_)
+
+        # warm-up: plain minibatch steps while far from the solution
+        n_warm, nb = int(self.vr_warmup * n) // r, n // r
+        for b in range(n_warm):
+            if b % nb == 0:
+                perm = rng.permutation(n)
+            j = b % nb
+            self._step(*batch(perm[j * r : (j + 1) * r]), 1.0)
+        self._on_checkpoint()
+        prev = None
+        for epoch in range(self.max_epochs + 1):
+            anchor, stats = self._anchor_pass(X, Y)
+            self._record(stats, epoch, time.perf_counter() - t0)
+            obj = self.history_["objective"][-1]
+            if not obj == obj:
+                raise FloatingPointError(
+                    "LandingCCA diverged (NaN objective); decrease learning_rate"
+                )
+            self._on_checkpoint()
+            if epoch == self.max_epochs or (
+                prev is not None and abs(prev - obj) <= self.tol * abs(obj)
+            ):
+                break
+            prev = obj
+            factor = _lr_factor(self, epoch, no_auto=True)
+            n_inner = n // r_vr
+            every = max(1, n_inner // 4)
+            perm = rng.permutation(n)
+            for b in range(n_inner):
+                self._step(*batch(perm[b * r_vr : (b + 1) * r_vr]), factor, anchor=anchor)
+                if (b + 1) % every == 0 and b + 1 < n_inner:
+                    self._on_checkpoint()
+        self._n_seen = n
+        Rx, Ry = self._finalize(stats)
+        # regression products of the final variates T = Xc Wx Rx, U = Yc Wy Ry from the
+        # last anchor pass (linear in the weights: no further pass over the data)
+        self._regress((anchor["SxxWx"] @ Rx, anchor["SyyWy"] @ Ry, Rx.T @ anchor["Txx"] @ Rx,
+                       Ry.T @ anchor["Tyy"] @ Ry, (anchor["SyxWx"] @ Rx).T))
+        return self
 
     # ------------------------------------------------------------------ public API
     def fit(self, X, Y):
@@ -417,10 +697,12 @@ class LandingCCA(
         xp = get_namespace(X, Y)
         self.x_mean_ = xp.mean(X, axis=0)
         self.y_mean_ = xp.mean(Y, axis=0)
+        n = X.shape[0]
+        if self.variance_reduction and self.batch_size is not None and self.batch_size < n:
+            return self._fit_variance_reduced(X, Y)
         Xc = X - self.x_mean_
         Yc = Y - self.y_mean_
         rng = self._init_state(Xc, Yc)
-        n = X.shape[0]
         r = n if self.batch_size is None else min(self.batch_size, n)
         full = r >= n
         self._deterministic = full
