@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._validation import check_in_range, check_int, check_positive
+from .._array_api import to_numpy
+from .._validation import check_array, check_in_range, check_int, check_positive
 
 __all__ = ["make_multiview_sources", "apply_warps"]
 
@@ -37,9 +38,22 @@ def apply_warps(S, dilations, shifts, *, n_concat=1, onset=0):
     -------
     Y : ndarray, shape (m, k, n_concat * n)
     """
-    S = np.asarray(S, dtype=float)
+    S = np.asarray(to_numpy(check_array(S, "S", ndim=3)), dtype=float)
     m, k, total = S.shape
+    dilations = np.asarray(to_numpy(check_array(dilations, "dilations", ndim=2)), dtype=float)
+    shifts = np.asarray(to_numpy(check_array(shifts, "shifts", ndim=2)), dtype=float)
+    for name, a in (("dilations", dilations), ("shifts", shifts)):
+        if a.shape != (m, k):
+            raise ValueError(f"{name} must have shape ({m}, {k}) (subjects and sources of S), "
+                             f"got {a.shape}")
+    if np.any(dilations <= 0):
+        raise ValueError("dilations must be positive")
+    n_concat = check_int(n_concat, "n_concat", min_value=1)
+    if total % n_concat:
+        raise ValueError(f"the last axis of S ({total} samples) must be a multiple of "
+                         f"n_concat={n_concat}")
     n = total // n_concat
+    onset = check_int(onset, "onset", min_value=0, max_value=n - 1)
     t = np.arange(n)
     grid = np.arange(n)
     out = np.empty_like(S)
