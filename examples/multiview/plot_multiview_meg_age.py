@@ -73,14 +73,20 @@ fig.axes[0].legend([f"age {study.ages[i]:.0f}" for i in pick], fontsize=7)
 # ------------------------------------------
 # ``apply`` returns cleaned copies (the inputs are never modified): the back-projection
 # ``A_i[:, j] S_ij`` of each excluded component is subtracted from subject ``i``'s channels,
-# and nothing else changes (``exclude=[]`` returns the data as they were).
-cleaned = est.apply(study.epochs, exclude=[0])
+# and nothing else changes (``exclude=[]`` returns the data as they were). Here the component
+# with the strongest evoked field in subject 0 is removed from every subject.
+evoked_sources = sources[0].get_data().mean(axis=0)  # (n_components, n_times)
+mixing = np.asarray(est.mixings_[0])
+strength = [np.linalg.norm(np.outer(mixing[:, j], evoked_sources[j]))
+            for j in range(est.n_components_)]
+j = int(np.argmax(strength))
+cleaned = est.apply(study.epochs, exclude=[j])
 before, after = study.epochs[0].average(), cleaned[0].average()
 fig, axes = plt.subplots(1, 2, sharey=True, figsize=(8, 3))
 axes[0].plot(before.times, before.data.T * 1e15, lw=0.4, color="k")
 axes[1].plot(after.times, after.data.T * 1e15, lw=0.4, color="k")
 axes[0].set(title="subject 0, evoked", xlabel="time (s)", ylabel="field (fT)")
-axes[1].set(title="without component ICA000", xlabel="time (s)")
+axes[1].set(title=f"without component ICA{j:03d}", xlabel="time (s)")
 fig.tight_layout()
 
 # %%
@@ -109,7 +115,6 @@ axes[1].set(xlabel="age (years)", ylabel="estimated stretch 1 / rho",
             title=f"r(age, mean stretch) = {r_stretch:.2f}")
 axes[0].legend(fontsize=7, ncol=2)
 fig.tight_layout()
-fig.savefig("multiview_meg_age.png", dpi=80)
 plt.show()
 
 # %%
