@@ -218,29 +218,18 @@ def _time_to(t, gap, level):
 
 # -------------------------------------------------------------------------------- CCA
 def _closed_form(X, Y, p, reg):
-    import scipy.linalg as sl
+    from sciml_toolbox.stiefel import cca_closed_form
 
     t0 = time.perf_counter()
-    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
-    n = X.shape[0]
-    Sxx = Xc.T @ Xc / n + reg * np.eye(X.shape[1])
-    Syy = Yc.T @ Yc / n + reg * np.eye(Y.shape[1])
-    Sxy = Xc.T @ Yc / n
-    wx, Vx = sl.eigh(Sxx)
-    wy, Vy = sl.eigh(Syy)
-    Wx = (Vx / np.sqrt(wx)) @ Vx.T
-    Wy = (Vy / np.sqrt(wy)) @ Vy.T
-    s = np.linalg.svd(Wx @ Sxy @ Wy, compute_uv=False)[:p]
-    return s, time.perf_counter() - t0, (Sxx, Syy, Sxy)
+    res = cca_closed_form(X, Y, p, reg=reg)
+    return res.correlations, time.perf_counter() - t0, res.covariances
 
 
 def _subspace_corr(Wx, Wy, S):
     """Best feasible objective (sum of canonical correlations) within span(Wx) x span(Wy)."""
-    Sxx, Syy, Sxy = S
-    Lx = np.linalg.cholesky(Wx.T @ Sxx @ Wx)
-    Ly = np.linalg.cholesky(Wy.T @ Syy @ Wy)
-    M = np.linalg.solve(Lx, np.linalg.solve(Ly, (Wx.T @ Sxy @ Wy).T).T)
-    return float(np.sum(np.linalg.svd(M, compute_uv=False)))
+    from sciml_toolbox.stiefel import cca_subspace_correlation
+
+    return cca_subspace_correlation(Wx, Wy, S)
 
 
 # step x0.3 at these fractions of the epoch budget (epochs 8, 11, 14, 17 of 20; passed to

@@ -5,6 +5,7 @@ ICML 2024), where B may be known only through minibatch products :math:`B_\\zeta
 """
 
 from ._cca import LandingCCA
+from ._closed_form import CCAClosedForm, cca_closed_form, cca_subspace_correlation
 from ._gevp import generalized_eigh
 from ._ica import LandingICA
 from ._landing import (
@@ -22,6 +23,9 @@ from ._retraction import cholesky_retraction, polar_retraction
 
 __all__ = [
     "LandingCCA",
+    "CCAClosedForm",
+    "cca_closed_form",
+    "cca_subspace_correlation",
     "LandingICA",
     "generalized_eigh",
     "make_cca_data",
