@@ -330,3 +330,16 @@ def test_bad_n_concat_with_evoked(study):
 def test_bad_n_concat_above_n_epochs(study):
     with pytest.raises(ValueError, match="n_concat"):
         MVICAD2(n_concat=50).fit(study.epochs)
+
+
+@pytest.mark.slow
+def test_mvicad2_recovers_the_age_trends_of_the_simulated_study():
+    """The gallery's claim, at 250 Hz: estimated mean delays and stretches follow age."""
+    study = simulate_meg_group_study(12, n_sources=5, sfreq=250.0, random_state=0)
+    est = MVICAD2(n_components=5, noise=0.1, max_dilation=1.3, max_shift=0.05, n_concat=2,
+                  onset=study.onset, tol=1e-4, random_state=0).fit(study.epochs)
+    delay = np.asarray(est.shifts_).mean(axis=1)
+    stretch = (1.0 / np.asarray(est.dilations_)).mean(axis=1)
+    assert np.corrcoef(study.ages, delay)[0, 1] > 0.9
+    assert np.corrcoef(study.ages, stretch)[0, 1] > 0.8
+    assert np.corrcoef(study.shifts.mean(axis=1), delay)[0, 1] > 0.9
