@@ -37,10 +37,13 @@ def triton_available(device="cuda"):
         True on a CUDA device when Triton is installed and not in interpreter mode, and on the
         CPU when Triton was imported with ``TRITON_INTERPRET=1``.
     """
+    try:
+        is_cuda = torch.device(device).type == "cuda"
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a torch device or its name, got {device!r}") from exc
     mod = _triton_module()
     if mod is None:
         return False
-    is_cuda = torch.device(device).type == "cuda"
     if is_cuda:
         return (not mod.INTERPRET) and torch.cuda.is_available()
     return mod.INTERPRET

@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from ._functional import sigmoid_attention
+from ..._validation import check_scalar
+from ._functional import _check_qkv, sigmoid_attention
 
 __all__ = ["register_hf_attention", "hf_sigmoid_attention_forward"]
 
@@ -20,6 +21,24 @@ def _explicit_mask_attention(q, k, v, keep, scale, bias):
     s = torch.matmul(q.to(cdt), k.to(cdt).transpose(-1, -2)) * scale + bias
     p = torch.sigmoid(s) * keep.to(cdt)
     return torch.matmul(p, v.to(cdt)).to(q.dtype)
+
+
+def _check_mask(mask, query, key):
+    """Raise unless ``mask`` is a bool or float tensor broadcastable to (B, H_q, N_q, N_k)."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"attention_mask must be a torch.Tensor or None, got "
+                        f"{type(mask).__name__}")
+    if mask.dtype != torch.bool and not mask.is_floating_point():
+        raise TypeError("attention_mask must be boolean (True = attend) or an additive float "
+                        f"mask, got dtype {mask.dtype}")
+    (b, h, n_q, _), n_k = query.shape, key.shape[2]
+    shape = tuple(mask.shape)
+    if len(shape) != 4 or shape[0] not in (1, b) or shape[1] not in (1, h) \
+            or shape[2:] != (n_q, n_k):
+        raise ValueError(f"attention_mask must have shape (B, 1, N_q, N_k) = ({b}, 1, {n_q}, "
+                         f"{n_k}) (or broadcast to (B, H_q, N_q, N_k)), got {shape}")
+    if mask.is_floating_point() and torch.isnan(mask).any():
+        raise ValueError("attention_mask holds NaN")
 
 
 def hf_sigmoid_attention_forward(module, query, key, value, attention_mask, dropout=0.0,
@@ -52,7 +71,16 @@ def hf_sigmoid_attention_forward(module, query, key, value, attention_mask, drop
     """
     if dropout and module.training:
         raise ValueError(f"dropout must be 0 for sigmoid attention, got {dropout}")
-    scale = 1.0 / math.sqrt(query.shape[-1]) if scaling is None else float(scaling)
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4:
+            raise ValueError(f"{name} must be a tensor of shape (B, H, N, d), got "
+                             f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t)}")
+    _check_qkv(query, key, value)
+    if scaling is not None:
+        scaling = check_scalar(scaling, "scaling")
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scaling is None else scaling
+    if attention_mask is not None:
+        _check_mask(attention_mask, query, key)
     bias = kwargs.get("sigmoid_bias")
     if bias is None:
         bias = getattr(getattr(module, "config", None), "sigmoid_attn_bias", None)
@@ -98,14 +126,14 @@ def register_hf_attention(name="sigmoid"):
     ImportError
         When transformers is not installed (``pip install sciml-toolbox[hf]``).
     """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
     try:
         from transformers import AttentionInterface
         from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
     except ImportError as exc:
         raise ImportError("register_hf_attention needs transformers (pip install "
                           "'sciml-toolbox[hf]')") from exc
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"name must be a non-empty str, got {name!r}")
     AttentionInterface.register(name, hf_sigmoid_attention_forward)
     # boolean masks in the sdpa layout (None when a plain causal pass suffices)
     AttentionMaskInterface.register(name, sdpa_mask)

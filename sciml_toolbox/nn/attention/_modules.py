@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..._validation import check_int, check_option, check_positive, check_scalar
-from ._functional import sigmoid_attention
+from ._functional import _check_window, sigmoid_attention
 
 __all__ = ["SigmoidMultiheadAttention", "alibi_slopes", "apply_rope"]
 
@@ -32,6 +32,8 @@ def alibi_slopes(n_heads, *, device=None, dtype=torch.float32):
     slopes : Tensor, shape (n_heads,)
     """
     n_heads = check_int(n_heads, "n_heads", min_value=1)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
 
     def power_of_two(n):
         start = 2.0 ** (-8.0 / n)
@@ -63,12 +65,26 @@ def apply_rope(x, *, base=10000.0, positions=None):
     out : Tensor, shape (B, H, N, d)
         Same dtype as ``x``.
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating tensor, got {x.dtype}")
+    if x.ndim < 2:
+        raise ValueError(f"x must have shape (..., N, d), got {tuple(x.shape)}")
+    base = check_positive(base, "base")
     d = x.shape[-1]
     if d % 2:
         raise ValueError(f"RoPE needs an even head dim, got {d}")
     n = x.shape[-2]
     if positions is None:
         positions = torch.arange(n, device=x.device)
+    else:
+        if not isinstance(positions, torch.Tensor) or positions.shape != (n,):
+            raise ValueError(f"positions must be a tensor of shape ({n},), got "
+                             f"{tuple(getattr(positions, 'shape', ()))}")
+        if positions.is_complex() or (positions.is_floating_point()
+                                      and not torch.isfinite(positions).all()):
+            raise ValueError("positions must hold finite real values")
     cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
     inv_freq = base ** (-torch.arange(0, d // 2, device=x.device, dtype=cdt) * 2 / d)
     angles = positions.to(cdt)[:, None] * inv_freq[None, :]
@@ -191,6 +207,7 @@ class SigmoidMultiheadAttention(nn.Module):
             raise TypeError(f"is_causal must be a bool, got {is_causal!r}")
         if not isinstance(qk_norm, bool):
             raise TypeError(f"qk_norm must be a bool, got {qk_norm!r}")
+        _check_window(window, is_causal, 1, 1)  # its type and range, before any forward
         self.is_causal, self.window = is_causal, window
         self.backend = check_option(backend, "backend", ("auto", "triton", "torch"))
         self.chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
@@ -257,6 +274,10 @@ class SigmoidMultiheadAttention(nn.Module):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must be a tensor of shape (B, N, d_model={self.d_model}), got "
                              f"{shape}")
+        if not x.is_floating_point() or (x.dtype != self.q_proj.weight.dtype
+                                         and not torch.is_autocast_enabled(x.device.type)):
+            raise TypeError(f"x must have the module's dtype {self.q_proj.weight.dtype}, got "
+                            f"{x.dtype} (convert one with .to(dtype))")
         batch, n, _ = x.shape
         q = self.q_proj(x).view(batch, n, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(batch, n, self.n_kv_heads, self.head_dim).transpose(1, 2)
