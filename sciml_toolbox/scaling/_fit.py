@@ -40,7 +40,7 @@ def make_grid(*axes):
 
 
 def batched_lbfgs(fun_grad, x0, *, max_iter=1000, memory=10, gtol=1e-9, ftol=1e-15,
-                  max_linesearch=40, c1=1e-4, warm_iter=None, n_keep=None):
+                  max_linesearch=40, c1=1e-4, max_step=None, warm_iter=None, n_keep=None):
     """Minimise many independent problems at once with L-BFGS (Nocedal & Wright, Alg. 7.4/7.5).
 
     Every row of ``x0`` is its own problem with its own curvature memory, step and
@@ -69,6 +69,13 @@ def batched_lbfgs(fun_grad, x0, *, max_iter=1000, memory=10, gtol=1e-9, ftol=1e-
     max_linesearch : int, default=40
     c1 : float, default=1e-4
         Armijo constant.
+    max_step : float or None, default=None
+        Safeguard on the first trial step of each line search: it is shortened so that no
+        coordinate moves by more than ``max(max_step, 4 |s|)``, with ``|s|`` the largest
+        coordinate of the row's previous accepted step (so the cap grows as fast as the
+        steps do). On nearly linear stretches of an objective (a Huber loss far from its
+        minimum) the quasi-Newton step can overshoot by orders of magnitude and cost
+        several backtracking evaluations; the cap saves them. ``None``: unit step.
     warm_iter, n_keep : int or None, default=None
         Multistart pruning: after ``warm_iter`` iterations only the ``n_keep`` rows with the
         lowest objective (rows already stopped count in the ranking) keep iterating; the
@@ -86,7 +93,7 @@ def batched_lbfgs(fun_grad, x0, *, max_iter=1000, memory=10, gtol=1e-9, ftol=1e-
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         # non-finite directions are caught below and replaced by steepest descent
         return _batched_lbfgs(fun_grad, x0, max_iter, memory, gtol, ftol, max_linesearch, c1,
-                              warm_iter, n_keep)
+                              max_step, warm_iter, n_keep)
 
 
 def _rowdot(a, b):
@@ -94,7 +101,7 @@ def _rowdot(a, b):
 
 
 def _batched_lbfgs(fun_grad, x0, max_iter, memory, gtol, ftol, max_linesearch, c1,
-                   warm_iter, n_keep):
+                   max_step, warm_iter, n_keep):
     x = np.array(x0, dtype=float, copy=True)
     S, P = x.shape
     f, g = fun_grad(x, np.arange(S))
@@ -114,12 +121,14 @@ def _batched_lbfgs(fun_grad, x0, max_iter, memory, gtol, ftol, max_linesearch, c
     gamma = np.minimum(1.0, gnorm) / np.maximum(gnorm, 1e-300)  # first step of length <= 1
     head = 0
     n_filled = 0
+    last_step = np.zeros(act.size)  # largest coordinate of the last accepted step
     for it in range(max_iter):
         if warm_iter is not None and it == warm_iter and n_keep is not None:
             ranked = np.argsort(f, kind="stable")[:n_keep]
             keep = np.isin(act, ranked)
             x[act[~keep]] = xa[~keep]
             act, xa, fa, ga, gamma = act[keep], xa[keep], fa[keep], ga[keep], gamma[keep]
+            last_step = last_step[keep]
             s_mem, y_mem, rho = s_mem[:, keep], y_mem[:, keep], rho[:, keep]
         m = act.size
         if m == 0:
@@ -146,6 +155,9 @@ def _batched_lbfgs(fun_grad, x0, max_iter, memory, gtol, ftol, max_linesearch, c
             rho[:, bad] = 0.0
         # backtracking Armijo line search over the running rows
         t = np.ones(m)
+        if max_step is not None:  # shorten huge quasi-Newton steps before any evaluation
+            cap = np.maximum(max_step, 4.0 * last_step)
+            t = np.minimum(1.0, cap / np.maximum(np.max(np.abs(d), axis=1), 1e-300))
         accepted = np.zeros(m, dtype=bool)
         f_new = fa.copy()
         g_new = ga.copy()
@@ -184,6 +196,7 @@ def _batched_lbfgs(fun_grad, x0, max_iter, memory, gtol, ftol, max_linesearch, c
         n_filled = min(n_filled + 1, memory)
         small_f = accepted & ((fa - f_new) <= ftol * np.maximum(np.abs(fa), 1e-300))
         xa += s_new
+        last_step = np.where(accepted, np.max(np.abs(s_new), axis=1), last_step)
         fa, ga = f_new, g_new
         n_iter[act] += 1
         small_g = np.max(np.abs(ga), axis=1) <= gtol * np.maximum(1.0, np.abs(fa))
@@ -195,6 +208,7 @@ def _batched_lbfgs(fun_grad, x0, max_iter, memory, gtol, ftol, max_linesearch, c
             converged[rows] = conv[done]
             keep = ~done
             act, xa, fa, ga, gamma = act[keep], xa[keep], fa[keep], ga[keep], gamma[keep]
+            last_step = last_step[keep]
             s_mem, y_mem, rho = s_mem[:, keep], y_mem[:, keep], rho[:, keep]
         f[act] = fa
     x[act], f[act] = xa, fa

@@ -111,6 +111,8 @@ class ScalingLaw(RegressorMixin, Estimator):
     _warm_iter = 10
     _keep_fraction = 0.1
     _min_keep = 64
+    # first trial step of a line search: at most this (or 4x the last step) per coordinate
+    _max_step = 1.0
 
     _parameter_constraints: dict = {
         "delta": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -270,6 +272,7 @@ class ScalingLaw(RegressorMixin, Estimator):
         S = grid.shape[0]
         n_keep = max(int(np.ceil(self._keep_fraction * S)), self._min_keep)
         xs, fs, n_iters, conv = batched_lbfgs(fun_grad, grid, max_iter=self.max_iter,
+                                             max_step=self._max_step,
                                              warm_iter=self._warm_iter, n_keep=n_keep)
         n_finite = int(np.isfinite(fs).sum())
         if n_finite == 0:
@@ -324,7 +327,7 @@ class ScalingLaw(RegressorMixin, Estimator):
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot) / n
         fun_grad = self._objective(F, z, weights=counts)
         xs, _, _, _ = batched_lbfgs(fun_grad, np.tile(self.theta_, (n_boot, 1)),
-                                    max_iter=self.max_iter)
+                                    max_iter=self.max_iter, max_step=self._max_step)
         nat = [self._natural(x) for x in xs]
         self.bootstrap_params_ = {k: np.array([d[k] for d in nat]) for k in self.params_}
         lo, hi = (1 - self.confidence) / 2, 1 - (1 - self.confidence) / 2
