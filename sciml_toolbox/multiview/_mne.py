@@ -169,7 +169,7 @@ class MNEICAMixin:
             if isinstance(inst, mne.BaseEpochs):
                 src = mne.EpochsArray(S, info, events=inst.events, tmin=inst.tmin,
                                       event_id=inst.event_id, metadata=inst.metadata,
-                                      baseline=None, verbose=False)
+                                      baseline=None, on_missing="ignore", verbose=False)
             elif isinstance(inst, mne.Evoked):
                 src = mne.EvokedArray(S, info, tmin=inst.tmin, comment=inst.comment,
                                       nave=inst.nave, kind=inst.kind, baseline=None,

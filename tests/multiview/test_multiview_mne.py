@@ -187,6 +187,15 @@ def test_apply_nothing_excluded(fitted, study):
     assert np.abs(U.T @ resid).max() < 1e-9 * np.abs(resid).max()
 
 
+def test_get_sources_of_epochs_missing_a_condition(fitted, study):
+    ep = study.epochs[0]
+    code = ep.events[0, 2]
+    sub = ep.copy().drop(np.flatnonzero(ep.events[:, 2] == code), verbose=False)
+    (src,) = fitted.get_sources([sub], subjects=[0])
+    np.testing.assert_array_equal(src.events, sub.events)
+    assert src.event_id == sub.event_id  # the absent condition is kept, as in the input
+
+
 def test_apply_include_is_complement_of_exclude(fitted, study):
     insts = study.epochs[:2]
     a = fitted.apply(insts, include=[0], subjects=[0, 1])
