@@ -48,8 +48,8 @@ def _mne_to_array(obj, n_concat):
     if data.ndim == 2:
         if n_concat != 1:
             raise ValueError(
-                f"n_concat={n_concat} needs Epochs (or lists of arrays), got an Evoked object: "
-                "an Evoked holds a single average"
+                f"n_concat={n_concat} needs Epochs (or lists of arrays), got an Evoked or Raw "
+                "object: it holds a single time series"
             )
         return data
     if data.shape[0] < n_concat:
@@ -213,9 +213,12 @@ class MVICA(MNEICAMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Esti
         Parameters
         ----------
         X : array of shape (m, p, T), list of (p_i, T) arrays, or list of mne.Evoked / Epochs
+            / io.Raw
             Data of ``m >= 2`` subjects with the same number of samples ``T`` (channel counts
             may differ in list form). ``T`` is ``n_concat`` concatenated epochs. Epochs objects
-            are averaged into ``n_concat`` averages of consecutive epochs, then concatenated.
+            are averaged into ``n_concat`` averages of consecutive epochs, then concatenated;
+            Evoked and Raw objects are used as they are (``n_concat=1``). Of MNE objects, the
+            good MEG and EEG channels are used.
         y : None
             Ignored.
 
