@@ -20,14 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from sciml_toolbox.nn.lm import (
-    DomainCorpus,
-    TinyLM,
-    TinyLMConfig,
-    markov_domains,
-    sample_mixture,
-    train,
-)
+from sciml_toolbox.nn.lm import TinyLM, TinyLMConfig, specific_mixture_corpus, train
 from sciml_toolbox.nn.mixing import DGA, ImportanceSampling, UniformMixture
 from sciml_toolbox.utils import set_threads
 
@@ -39,12 +32,9 @@ config = TinyLMConfig(d_model=64, n_layers=2, n_heads=2, max_seq_len=32)
 
 
 def make_corpus():
-    sources = markov_domains(k, similarity=0.5, n_states=24, random_state=0)
-    data = {s.name: s.sample(30_000, random_state=i) for i, s in enumerate(sources)}
-    data["specific"] = sample_mixture(sources, target, 30_000, chunk_len=64, random_state=9)
-    budgets = dict.fromkeys(data, 2_000)
-    budgets["specific"] = 10_000
-    return DomainCorpus(data, seq_len=32, val_fraction=0.2, max_train_tokens=budgets)
+    """Four Markov domains (seeds fixed), a specific set drawn 70% / 30% from the first two,
+    2,000 unique training tokens per generic domain and 10,000 for the specific set."""
+    return specific_mixture_corpus(target, generic_tokens=2_000, specific_tokens=10_000)
 
 
 methods = {

@@ -17,27 +17,15 @@ def demo(out_dir, device="cpu"):
     import matplotlib.pyplot as plt
     import torch
 
-    from sciml_toolbox.nn.lm import (
-        DomainCorpus,
-        TinyLM,
-        TinyLMConfig,
-        markov_domains,
-        sample_mixture,
-        train,
-    )
+    from sciml_toolbox.nn.lm import TinyLM, TinyLMConfig, specific_mixture_corpus, train
     from sciml_toolbox.nn.mixing import DGA, ImportanceSampling, UniformMixture
 
     k, steps, batch = 4, 1000, 16
     target = np.array([0.7, 0.3, 0.0, 0.0])
     cfg = TinyLMConfig(d_model=64, n_layers=2, n_heads=2, max_seq_len=32)
 
-    def corpus():
-        src = markov_domains(k, similarity=0.5, n_states=24, random_state=0)
-        data = {s.name: s.sample(30_000, random_state=i) for i, s in enumerate(src)}
-        data["specific"] = sample_mixture(src, target, 30_000, chunk_len=64, random_state=9)
-        budgets = dict.fromkeys(data, 2_000)
-        budgets["specific"] = 10_000
-        return DomainCorpus(data, seq_len=32, val_fraction=0.2, max_train_tokens=budgets)
+    def corpus():  # 2,000 unique tokens per generic domain: generic data is scarce
+        return specific_mixture_corpus(target, generic_tokens=2_000, specific_tokens=10_000)
 
     methods = {
         "uniform": UniformMixture(k, generic_domains=list(range(k))),

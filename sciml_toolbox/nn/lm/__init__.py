@@ -18,6 +18,7 @@ from ._sources import (
     python_source_text,
     sample_mixture,
 )
+from ._specific import specific_mixture_corpus
 from ._tokenizer import ByteTokenizer
 from ._train import (
     Callback,
@@ -53,4 +54,5 @@ __all__ = [
     "forgetting_study",
     "runs_to_arrays",
     "compare_optimizers",
+    "specific_mixture_corpus",
 ]
