@@ -247,7 +247,8 @@ def simulate_meg_group_study(n_subjects=12, *, n_sources=5, n_epochs=20, ch_type
         RMS of the evoked signal over the epoch divided by the RMS of the noise, both before
         filtering. ``None`` simulates noise-free recordings.
     head_jitter : float, default=0.004
-        Standard deviation (metres) of the head translation per axis; the rotation about
+        Standard deviation (metres, at most 0.01 so that the head stays inside the helmet)
+        of the head translation per axis; the rotation about
         each axis has a standard deviation of ``head_jitter * 10`` radians (2.3 degrees by
         default).
     n_noise_sources : int, default=40
