@@ -53,8 +53,13 @@ def exponentiated_gradient_step(weights, scores, step_size):
     -------
     new_weights : ndarray, shape (k,)
     """
-    w = np.asarray(weights, dtype=np.float64)
-    s = np.asarray(scores, dtype=np.float64)
+    w = np.asarray(check_simplex(np.asarray(weights, dtype=np.float64), "weights"),
+                   dtype=np.float64)
+    s = np.asarray(check_array(np.asarray(scores, dtype=np.float64), "scores", ndim=1),
+                   dtype=np.float64)
+    if s.shape != w.shape:
+        raise ValueError(f"scores must have the shape of weights {w.shape}, got {s.shape}")
+    step_size = check_positive(step_size, "step_size", strict=False)
     with np.errstate(divide="ignore"):
         logits = np.log(w) + step_size * s
     logits -= logits.max()
@@ -140,7 +145,11 @@ class MixingMethod(Callback):
                 "history": {k: list(v) for k, v in self.history_.items()}}
 
     def load_state_dict(self, state):
-        self.weights_ = np.asarray(state["weights"], dtype=np.float64)
+        w = np.asarray(state["weights"], dtype=np.float64)
+        if w.shape != self.weights_.shape:
+            raise ValueError(f"state['weights'] has shape {w.shape}, this "
+                             f"{type(self).__name__} has {self.weights_.shape[0]} domains")
+        self.weights_ = w
         self.history_ = {k: list(v) for k, v in state["history"].items()}
 
 

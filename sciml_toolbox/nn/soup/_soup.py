@@ -119,6 +119,10 @@ class SoupOfExperts(nn.Module):
         self.expert_init_std = check_positive(expert_init_std, "expert_init_std", strict=False)
         self.random_state = random_state
         self._base_config = None
+        if isinstance(base, nn.Module):
+            raise TypeError("base must be a TinyLMConfig or a factory returning a fresh "
+                            f"nn.Module (e.g. lambda: {type(base).__name__}(...)), got an "
+                            f"{type(base).__name__} instance")
         if callable(base) and not hasattr(base, "d_model"):
             factory = base
         elif hasattr(base, "d_model") and hasattr(base, "n_layers"):
@@ -403,7 +407,7 @@ class SoupOfExperts(nn.Module):
         -------
         soup : SoupOfExperts
         """
-        ck = torch.load(Path(path), map_location=map_location, weights_only=True)
+        ck = _load_file(path, map_location)
         if ck.get("format") != "sciml_toolbox.SoupOfExperts/1":
             raise ValueError(f"{path} is not a file written by SoupOfExperts.save")
         if base is None:
@@ -451,6 +455,25 @@ def _clone_with_parameters(module, params, prefix="", memo=None):
     return new
 
 
+def _load_file(path, map_location):
+    """``torch.load`` of a file written by this module, with errors that name the file."""
+    import pickle
+    import struct
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path {str(path)!r} does not exist")
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, struct.error, ValueError,
+            KeyError, IndexError) as exc:
+        raise ValueError(f"path {str(path)!r} is not a readable torch file "
+                         f"({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ck, dict):
+        raise ValueError(f"path {str(path)!r} does not hold a saved model")
+    return ck
+
+
 def save_model(model, path):
     """Save an instantiated TinyLM (its config and parameters) to ``path``.
 
@@ -476,7 +499,7 @@ def load_model(path, map_location="cpu"):
     """
     from ..lm import TinyLM, TinyLMConfig
 
-    ck = torch.load(Path(path), map_location=map_location, weights_only=True)
+    ck = _load_file(path, map_location)
     if ck.get("format") != "sciml_toolbox.TinyLM/1":
         raise ValueError(f"{path} is not a file written by save_model")
     model = TinyLM(TinyLMConfig(**ck["config"]))

@@ -25,6 +25,15 @@ def _features(windows, vocab_size, n_hash):
     return np.sqrt(feats)  # Hellinger map: counts of frequent tokens dominate less
 
 
+def _check_ids(t, name, vocab_size):
+    """Raise unless ``t`` holds integer token ids in [0, vocab_size)."""
+    if not np.issubdtype(t.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer token ids, got dtype {t.dtype}")
+    if t.size and (t.min() < 0 or (vocab_size is not None and t.max() >= vocab_size)):
+        raise ValueError(f"{name} has token ids outside [0, {vocab_size}): min {t.min()}, max "
+                         f"{t.max()}")
+
+
 class DomainClassifier:
     """Which generic domain does a window of tokens come from?
 
@@ -59,6 +68,8 @@ class DomainClassifier:
 
     def fit(self, corpus):
         """Fit on windows drawn from every domain of ``corpus`` (training split)."""
+        if not all(hasattr(corpus, a) for a in ("names", "_train", "seq_len", "vocab_size")):
+            raise TypeError(f"corpus must be a DomainCorpus, got {type(corpus).__name__}")
         rng = np.random.default_rng(self.random_state)
         xs, ys = [], []
         for i, name in enumerate(corpus.names):
@@ -91,6 +102,7 @@ class DomainClassifier:
         if w.ndim != 2 or w.shape[0] == 0 or w.shape[1] < 2:
             raise ValueError("windows must be a non-empty 2-D array of token ids with at "
                              f"least 2 tokens per window, got shape {w.shape}")
+        _check_ids(w, "windows", self.vocab_size_)
         proba = np.zeros((w.shape[0], len(self.classes_)))
         proba[:, self.model_.classes_] = self.model_.predict_proba(
             _features(w, self.vocab_size_, self.n_hash))
@@ -120,6 +132,10 @@ def estimate_histogram(classifier, tokens, *, window=None, hard=False):
     t = np.asarray(tokens.cpu() if isinstance(tokens, torch.Tensor) else tokens)
     if t.size == 0:
         raise ValueError("tokens (the specialist set) is empty")
+    if not hasattr(classifier, "predict_proba"):
+        raise TypeError(f"classifier must be a DomainClassifier, got "
+                        f"{type(classifier).__name__}")
+    _check_ids(t, "tokens", getattr(classifier, "vocab_size_", None))
     if t.ndim == 1:
         window = check_int(window if window is not None else 64, "window", min_value=2)
         n = len(t) // window

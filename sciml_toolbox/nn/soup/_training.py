@@ -103,7 +103,12 @@ def soup_loss(model, x, y, state=None):
     loss : Tensor, shape ()
     """
     soup = model.module if hasattr(model, "module") else model
-    if state is not None and getattr(state, "mode", None) == "eval" and state.eval_domain:
+    if state is None or getattr(state, "mixture", None) is None and not (
+            getattr(state, "mode", None) == "eval" and getattr(state, "eval_domain", None)):
+        raise ValueError("soup_loss needs the trainer's state (state.mixture, the histogram h "
+                         "of the step): use it as the loss_fn of train / train_soup, or call "
+                         "model(x, h) directly")
+    if getattr(state, "mode", None) == "eval" and state.eval_domain:
         h = np.zeros(soup.n_domains)
         h[state.corpus.domain_index(state.eval_domain)] = 1.0
     else:
@@ -139,6 +144,15 @@ def train_soup(soup, corpus, steps, *, sampler=None, **train_kwargs):
     -------
     history : TrainHistory
     """
+    from ._soup import SoupOfExperts
+
+    if not isinstance(soup, SoupOfExperts):
+        raise TypeError(f"soup must be a SoupOfExperts, got {type(soup).__name__}")
+    if not hasattr(corpus, "n_domains"):
+        raise TypeError(f"corpus must be a DomainCorpus, got {type(corpus).__name__}")
+    if sampler is not None and not isinstance(sampler, DomainHistogramSampler):
+        raise TypeError(f"sampler must be a DomainHistogramSampler or None, got "
+                        f"{type(sampler).__name__}")
     if corpus.n_domains != soup.n_domains:
         raise ValueError(f"corpus has {corpus.n_domains} domains but the soup expects "
                          f"n_domains={soup.n_domains}")
