@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._array_api import to_numpy
 from .._base import Estimator, Interval, StrOptions
-from .._validation import check_int
+from .._validation import check_array, check_consistent_length, check_int
 from ._fit import batched_lbfgs, make_grid, polish
 
 __all__ = ["ScalingLaw", "ChinchillaLaw", "ForgettingLaw", "FinetuningLaw", "CustomLaw",
@@ -70,6 +70,17 @@ class ScalingLaw(RegressorMixin, Estimator):
     optionally bootstraps the points (Hoffmann et al., 2022, approach 3, as replicated by
     Besiroglu et al., 2024, "Chinchilla scaling: a replication attempt").
 
+    The multistart is staged: every start runs 10 L-BFGS iterations, then only the 10% of
+    the starts with the lowest objective (at least 64, so small grids run in full) continue
+    to their stopping test or ``max_iter``; the others stop where they are. The assumption is
+    that the global basin is reached from many starts of a grid, some of which are already
+    among the best tenth after 10 iterations (``benchmarks/scaling.md`` checks it on every
+    law); a start that needs more than 10 iterations to overtake 90% of the grid is not
+    explored further (pass a finer grid if that matters). The five best distinct end points are
+    then polished by SciPy's L-BFGS-B to tight tolerances. ``ChinchillaLaw`` evaluates loss and
+    gradient in one fused pass; the other laws go through ``_log_predict``. The cost grows
+    linearly with the number of starts and of points (``benchmarks/scaling.md``).
+
     Parameters
     ----------
     delta : float, default=1e-3
@@ -78,8 +89,9 @@ class ScalingLaw(RegressorMixin, Estimator):
         Starting points in the fitting space (see ``fit_param_names``); default: the law's
         grid.
     max_iter : int, default=200
-        Batched L-BFGS iterations per start; the best few distinct end points are then
-        polished by SciPy's L-BFGS-B to tight tolerances.
+        Batched L-BFGS iterations per start (for the starts kept after the first 10); the
+        best few distinct end points are then polished by SciPy's L-BFGS-B to tight
+        tolerances.
     n_bootstrap : int, default=0
         Bootstrap resamples of the points for confidence intervals (0: none).
     confidence : float, default=0.95
@@ -95,7 +107,9 @@ class ScalingLaw(RegressorMixin, Estimator):
     loss_ : float
         Objective at ``theta_``.
     start_losses_ : ndarray, shape (n_starts,)
-        Objective reached from each start.
+        Objective reached from each start by the batched L-BFGS (where it stopped, for the
+        starts dropped after the first 10 iterations; ``inf`` where the objective is not
+        finite at the start).
     n_starts_ : int
     params_ci_ : dict of str to (float, float)
         Bootstrap confidence intervals (when ``n_bootstrap > 0``).
@@ -253,14 +267,26 @@ class ScalingLaw(RegressorMixin, Estimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            If ``grid`` is not a finite (n_starts, n_params) array, or if the objective is
+            NaN or infinite at every start (the law's prediction is not finite there).
+
+        Warns
+        -----
+        ConvergenceWarning
+            If a parameter of ``params_`` is not finite (its fitting-space value overflows,
+            e.g. ``A = exp(a)`` with ``a > 709``), or if the best start did not converge.
         """
         self._validate_params()
+        if type(self)._log_predict is ScalingLaw._log_predict:
+            raise TypeError(f"{type(self).__name__} defines no law: fit ChinchillaLaw, "
+                            "ForgettingLaw, FinetuningLaw or a CustomLaw")
         n_boot = self.n_bootstrap
         X = self._check_X(X, reset=True)
-        y = self._validate_y(y, X)
-        if np.any(y <= 0):
-            raise ValueError("y (losses) must be > 0 everywhere, got minimum "
-                             f"{float(y.min())}")
+        y = self._check_losses(y, X)
         P = len(self.fit_param_names)
         if X.shape[0] < P + 1:
             raise ValueError(f"too few points: X has n_samples = {X.shape[0]}, the law has {P} "
@@ -353,10 +379,20 @@ class ScalingLaw(RegressorMixin, Estimator):
         logp, _ = self._log_predict(self.theta_[None, :], self._features(Xn))
         return self._to_input_namespace(np.exp(logp[0]), X_in)
 
+    def _check_losses(self, y, X):
+        """Observed losses: finite, 1-D, one per row of the validated ``X``, all > 0."""
+        y = self._validate_y(y, X)
+        if np.any(y <= 0):
+            raise ValueError("y (losses) must be > 0 everywhere, got minimum "
+                             f"{float(y.min())}")
+        return y
+
     def residuals(self, X, y):
         """Log-loss residuals ``log y_hat - log y``, shape (n_points,)."""
-        yhat = np.asarray(to_numpy(self.predict(np.asarray(to_numpy(X), float))))
-        return np.log(yhat) - np.log(np.asarray(to_numpy(y), float))
+        self._check_fitted()
+        X = self._check_X(X)
+        y = self._check_losses(y, X)
+        return np.log(np.asarray(to_numpy(self.predict(X)))) - np.log(y)
 
     def score(self, X, y):
         """R^2 of the predicted losses (scikit-learn convention).
@@ -370,7 +406,9 @@ class ScalingLaw(RegressorMixin, Estimator):
         -------
         float
         """
-        return super().score(np.asarray(to_numpy(X), float), np.asarray(to_numpy(y), float))
+        self._check_fitted()
+        X = self._check_X(X)
+        return super().score(X, self._check_losses(y, X))
 
 
 def _check_positive_columns(X, names):
@@ -773,10 +811,15 @@ def compare_laws(laws, X, y, *, groups=None, n_splits=5, random_state=0):
     from sklearn.base import clone
     from sklearn.model_selection import KFold, LeaveOneGroupOut
 
-    X = np.asarray(to_numpy(X), float)
-    y = np.asarray(to_numpy(y), float)
+    if not isinstance(laws, dict) or not all(isinstance(v, ScalingLaw) for v in laws.values()):
+        raise TypeError(f"laws must be a dict of name: ScalingLaw, got {type(laws).__name__}")
+    X = np.asarray(to_numpy(check_array(X, "X", ndim=2)), float)
+    y = np.asarray(to_numpy(check_array(y, "y", ndim=1)), float)
+    check_consistent_length(X, y, names=("X", "y"))
     if groups is not None:
-        splits = list(LeaveOneGroupOut().split(X, y, np.asarray(groups)))
+        groups = np.asarray(to_numpy(check_array(groups, "groups", ndim=1, dtype=None)))
+        check_consistent_length(X, groups, names=("X", "groups"))
+        splits = list(LeaveOneGroupOut().split(X, y, groups))
     else:
         splits = list(KFold(check_int(n_splits, "n_splits", min_value=2), shuffle=True,
                             random_state=random_state).split(X))
