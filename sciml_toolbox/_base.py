@@ -176,11 +176,11 @@ class Estimator(BaseEstimator):
         """
         X_in = X
         X = reject_unsupported(X, name, type(self).__name__)
-        if min_samples > 1 and getattr(X, "ndim", 2) == 2 and X.shape[0] < min_samples:
+        X = check_array(X, name, ndim=2, finite=finite)  # None, strings, ... : TypeError
+        if X.shape[0] < min_samples:
             raise ValueError(
                 f"{name} needs at least {min_samples} samples, got n_samples = {X.shape[0]}"
             )
-        X = check_array(X, name, ndim=2, min_samples=min_samples, finite=finite)
         if reset is not None:
             validate_data(self, X_in if hasattr(X_in, "columns") else X,
                           skip_check_array=True, reset=reset)
