@@ -7,6 +7,9 @@ import numpy as np
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
+from .._array_api import to_numpy
+from .._validation import check_array, check_in_range, check_int, check_positive
+
 __all__ = ["huber", "huber_grad", "batched_lbfgs", "make_grid"]
 
 
@@ -24,6 +27,8 @@ def huber(r, delta):
     -------
     ndarray, same shape as ``r``
     """
+    r = np.asarray(to_numpy(check_array(r, "r", ndim=None, min_samples=0)), dtype=float)
+    delta = check_positive(delta, "delta")
     a = np.abs(r)
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
@@ -35,7 +40,11 @@ def huber_grad(r, delta):
 
 def make_grid(*axes):
     """Cartesian product of 1-D axes as a (n_starts, n_params) array (last axis fastest)."""
-    mesh = np.meshgrid(*[np.asarray(a, dtype=float) for a in axes], indexing="ij")
+    if not axes:
+        raise ValueError("axes: give at least one 1-D axis of starting values")
+    axes = [np.asarray(to_numpy(check_array(a, f"axes[{i}]", ndim=1)), dtype=float)
+            for i, a in enumerate(axes)]
+    mesh = np.meshgrid(*axes, indexing="ij")
     return np.stack([m.reshape(-1) for m in mesh], axis=1)
 
 
@@ -90,6 +99,18 @@ def batched_lbfgs(fun_grad, x0, *, max_iter=1000, memory=10, gtol=1e-9, ftol=1e-
     n_iter : ndarray of int, shape (n_starts,)
     converged : ndarray of bool, shape (n_starts,)
     """
+    if not callable(fun_grad):
+        raise TypeError(f"fun_grad must be callable, got {type(fun_grad).__name__}")
+    x0 = np.asarray(to_numpy(check_array(x0, "x0", ndim=2)), dtype=float)
+    max_iter = check_int(max_iter, "max_iter", min_value=0)
+    memory = check_int(memory, "memory", min_value=1)
+    gtol = check_positive(gtol, "gtol", strict=False)
+    ftol = check_positive(ftol, "ftol", strict=False)
+    max_linesearch = check_int(max_linesearch, "max_linesearch", min_value=1)
+    c1 = check_in_range(c1, "c1", 0.0, 1.0, closed="neither")
+    max_step = check_positive(max_step, "max_step", allow_none=True)
+    warm_iter = check_int(warm_iter, "warm_iter", min_value=0, allow_none=True)
+    n_keep = check_int(n_keep, "n_keep", min_value=1, allow_none=True)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         # non-finite directions are caught below and replaced by steepest descent
         return _batched_lbfgs(fun_grad, x0, max_iter, memory, gtol, ftol, max_linesearch, c1,
@@ -107,6 +128,9 @@ def _batched_lbfgs(fun_grad, x0, max_iter, memory, gtol, ftol, max_linesearch, c
     f, g = fun_grad(x, np.arange(S))
     f = np.array(f, dtype=float)
     g = np.array(g, dtype=float)
+    if f.shape != (S,) or g.shape != (S, P):
+        raise ValueError(f"fun_grad must return f of shape ({S},) and g of shape ({S}, {P}) for "
+                         f"x of shape ({S}, {P}), got {f.shape} and {g.shape}")
     finite = np.isfinite(f) & np.all(np.isfinite(g), axis=1)
     f[~finite] = np.inf
     n_iter = np.zeros(S, dtype=int)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._array_api import to_numpy
+from .._validation import check_int
 
 __all__ = ["plot_law_fit", "plot_residuals"]
 
@@ -15,6 +16,17 @@ def _axes(ax):
 
         _, ax = plt.subplots(figsize=(5, 3.6))
     return ax
+
+
+def _check_law_data(law, X, y):
+    """A fitted ``law`` and its validated ``X`` (float64 NumPy) and positive losses ``y``."""
+    from ._laws import ScalingLaw
+
+    if not isinstance(law, ScalingLaw):
+        raise TypeError(f"law must be a fitted ScalingLaw, got {type(law).__name__}")
+    law._check_fitted()
+    X = law._check_X(X)
+    return X, law._check_losses(y, X)
 
 
 def plot_law_fit(law, X, y, *, x_column=0, group_column=None, ax=None, xlabel=None):
@@ -39,9 +51,12 @@ def plot_law_fit(law, X, y, *, x_column=0, group_column=None, ax=None, xlabel=No
     """
     import matplotlib.pyplot as plt
 
+    X, y = _check_law_data(law, X, y)
+    x_column = check_int(x_column, "x_column", min_value=0, max_value=X.shape[1] - 1)
+    if group_column is not None:
+        group_column = check_int(group_column, "group_column", min_value=0,
+                                 max_value=X.shape[1] - 1)
     ax = _axes(ax)
-    X = np.asarray(to_numpy(X), float)
-    y = np.asarray(to_numpy(y), float)
     groups = [None] if group_column is None else np.unique(X[:, group_column])
     cmap = plt.get_cmap("viridis")
     for i, g in enumerate(groups):
@@ -75,6 +90,7 @@ def plot_residuals(law, X, y, *, ax=None):
     -------
     ax : matplotlib Axes
     """
+    X, y = _check_law_data(law, X, y)
     ax = _axes(ax)
     r = law.residuals(X, y)
     pred = np.asarray(to_numpy(law.predict(np.asarray(to_numpy(X), float))))
