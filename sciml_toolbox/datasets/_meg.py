@@ -275,7 +275,9 @@ def simulate_meg_group_study(n_subjects=12, *, n_sources=5, n_epochs=20, ch_type
     m = check_int(n_subjects, "n_subjects", min_value=2)
     k = check_int(n_sources, "n_sources", min_value=1, max_value=len(_DIPOLES))
     n_epochs = check_int(n_epochs, "n_epochs", min_value=1)
-    lo_age, hi_age = (float(a) for a in age_range)
+    if not (isinstance(age_range, (tuple, list)) and len(age_range) == 2):
+        raise ValueError(f"age_range must be a pair (youngest, oldest), got {age_range!r}")
+    lo_age, hi_age = (check_in_range(a, "age_range", 0.0, None) for a in age_range)
     if not lo_age < hi_age:
         raise ValueError(f"age_range must be increasing, got {age_range}")
     max_delay = check_in_range(max_delay, "max_delay", 0.0, 0.2)
