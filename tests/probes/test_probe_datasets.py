@@ -6,16 +6,19 @@ import numpy as np
 import pytest
 
 from sciml_toolbox.datasets import (
+    CAMCAN_AUDITORY_EVENTS,
     apply_warps,
     load_camcan,
     make_multiview_sources,
+    preprocess_meg_raw,
     simulate_meg_group_study,
 )
 
 from ._probe_utils import Probe, array_cases, expect_error, good_cases
 
 PROBED = {"sciml_toolbox.datasets": {
-    "make_multiview_sources", "apply_warps", "simulate_meg_group_study", "load_camcan"}}
+    "make_multiview_sources", "apply_warps", "simulate_meg_group_study", "load_camcan",
+    "preprocess_meg_raw", "CAMCAN_AUDITORY_EVENTS"}}
 
 _rng = np.random.default_rng(0)
 S = _rng.standard_normal((2, 3, 40))
@@ -84,3 +87,40 @@ def test_load_camcan_root_that_is_not_a_directory(tmp_path):
 def test_apply_warps_identity_on_one_subject():
     # one subject, identity warp: the signal itself
     np.testing.assert_allclose(apply_warps(S[:1], np.ones((1, 3)), np.zeros((1, 3))), S[:1])
+
+
+def _tone_raw():
+    """Two magnetometers and STI101 with the Cam-CAN tone codes, 1 kHz, 5 s."""
+    mne = pytest.importorskip("mne")
+    info = mne.create_info(["MEG0111", "MEG0121", "STI101"], 1000.0, ["mag", "mag", "stim"])
+    data = np.zeros((3, 5000))
+    data[:2] = _rng.standard_normal((2, 5000)) * 1e-13
+    for i, code in enumerate(CAMCAN_AUDITORY_EVENTS.values()):
+        data[2, 1000 * (i + 1):1000 * (i + 1) + 20] = code
+    return mne.io.RawArray(data, info, verbose=False)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(l_freq=40.0, h_freq=1.0), "l_freq"),
+    (dict(l_freq=-1.0), "l_freq"),
+    (dict(h_freq=np.nan), "h_freq"),
+    (dict(sfreq=50.0), "h_freq"),
+    (dict(ch_type="eeg"), "ch_type"),
+    (dict(ch_type="grad"), "ch_type"),
+    (dict(stim_channel="STI014"), "stim_channel"),
+    (dict(event_id={"beep": 42}), "event_id"),
+    (dict(tmin=0.1), "tmin"),
+    (dict(baseline=(-1.0, 0.0)), "baseline"),
+    (dict(baseline=0.0), "baseline"),
+    (dict(trigger_delay=-0.01), "trigger_delay"),
+])
+def test_preprocess_meg_raw_bad_parameters(kwargs, name):
+    raw = _tone_raw()
+    before = raw.get_data().copy()
+    expect_error(lambda: preprocess_meg_raw(raw, **kwargs), name)
+    np.testing.assert_array_equal(raw.get_data(), before)
+
+
+def test_preprocess_meg_raw_good_call():
+    epochs = preprocess_meg_raw(_tone_raw(), event_id=CAMCAN_AUDITORY_EVENTS)
+    assert len(epochs) == 3 and np.all(np.isfinite(epochs.get_data()))
