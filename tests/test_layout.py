@@ -72,8 +72,8 @@ def test_examples_use_public_names_only(path):
         assert not mod.startswith("sciml_toolbox.tour"), f"{path.name} imports the tour"
 
 
-# the gallery example rewritten by its owner in the same change (issue #18) adds its own call
-PENDING_SET_THREADS = {"plot_multiview_meg_age.py"}
+# gallery examples still being rewritten by their owners (none at present)
+PENDING_SET_THREADS = set()
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").rglob("*.py")), ids=lambda p: p.name)
