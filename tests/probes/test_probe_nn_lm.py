@@ -18,14 +18,18 @@ from sciml_toolbox.nn.lm import (
     TrainState,
     apply_rope,
     bbc_news_texts,
+    compare_optimizers,
     default_loss,
     evaluate,
+    forgetting_study,
     init_distributed,
     lr_multiplier,
     markov_domains,
     pydoc_topics_text,
     python_source_text,
+    runs_to_arrays,
     sample_mixture,
+    specific_mixture_corpus,
     train,
 )
 
@@ -33,7 +37,8 @@ PROBED = {"sciml_toolbox.nn.lm": {
     "ByteTokenizer", "DomainCorpus", "MarkovSource", "markov_domains", "sample_mixture",
     "python_source_text", "pydoc_topics_text", "bbc_news_texts", "TinyLMConfig", "TinyLM",
     "apply_rope", "train", "evaluate", "default_loss", "lr_multiplier", "init_distributed",
-    "Callback", "TrainState", "TrainHistory"}}
+    "Callback", "TrainState", "TrainHistory", "specific_mixture_corpus", "compare_optimizers",
+    "forgetting_study", "runs_to_arrays"}}
 
 NAN = float("nan")
 CFG = dict(d_model=8, n_layers=1, n_heads=2, max_seq_len=8)
@@ -353,3 +358,36 @@ def test_callback_state_and_history_types():
     d = h.to_dict()
     d["val_loss"]["a"].append(0.5)  # to_dict copies: the history is unchanged
     assert h.val_loss["a"] == [2.0, 1.0]
+
+
+# -------------------------------------------------------------------------- set-ups and studies
+@pytest.mark.parametrize("target, kw, match", [
+    ([[0.5, 0.5]], {}, "target"), ([NAN, 1.0], {}, "target"), ([0.5, 0.6], {}, "target"),
+    ([0.5, 0.5], dict(n_tokens=0), "n_tokens"), ([0.5, 0.5], dict(similarity=2.0),
+                                                 "similarity"),
+])
+def test_specific_mixture_corpus_bad_input(target, kw, match):
+    with pytest.raises(ValueError, match=match):
+        specific_mixture_corpus(target, **dict(dict(n_tokens=500, generic_tokens=100,
+                                                    specific_tokens=100, seq_len=8), **kw))
+
+
+def test_compare_optimizers_and_forgetting_study_bad_options():
+    with pytest.raises(ValueError, match="optimizer"):
+        compare_optimizers(2, optimizers=("SGD",), seq_len=8, batch_size=2)
+    with pytest.raises(ValueError, match="size"):
+        compare_optimizers(2, size="3M", seq_len=8, batch_size=2)
+    with pytest.raises(ValueError, match="fractions"):
+        forgetting_study([TinyLMConfig()], [100], [1.5])
+    with pytest.raises(TypeError, match="model_configs"):
+        forgetting_study(["x"], [100], [0.5])
+    with pytest.raises(ValueError, match="pretrain_steps"):
+        forgetting_study([TinyLMConfig()], [100], [0.5], pretrain_steps=0)
+
+
+def test_runs_to_arrays_one_run():
+    run = dict(N=10, D=20, p=0.5, L0=3.0, pretrain_loss=2.5, finetune_loss=1.5)
+    xf, yf, xt, yt = runs_to_arrays({"runs": [run]})
+    np.testing.assert_array_equal(xf, [[10, 20, 0.5, 3.0]])
+    np.testing.assert_array_equal(xt, [[10, 20, 0.5]])
+    assert yf.tolist() == [2.5] and yt.tolist() == [1.5]

@@ -10,7 +10,14 @@ import pytest
 
 import sciml_toolbox.nn as nn_pkg
 
-PROBED = {"sciml_toolbox.nn": {"optim", "attention", "lm", "mixing", "soup", "diffusion"}}
+PROBED = {"sciml_toolbox.nn": {"optim", "attention", "lm", "mixing", "soup", "diffusion"},
+          "sciml_toolbox": {"nn"}}
+
+
+def test_top_level_nn_attribute():
+    import sciml_toolbox
+
+    assert sciml_toolbox.nn is nn_pkg
 
 
 @pytest.mark.parametrize("sub", sorted(PROBED["sciml_toolbox.nn"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._validation import check_int
+from ..._validation import check_int, check_simplex
 from ._corpus import DomainCorpus
 from ._sources import markov_domains, sample_mixture
 
@@ -58,6 +58,7 @@ def specific_mixture_corpus(target, *, similarity=0.5, n_states=24, n_tokens=30_
     if target.ndim != 1 or target.size < 1:
         raise ValueError(f"target must be a 1-D mixture over the generic domains, got shape "
                          f"{target.shape}")
+    check_simplex(target, "target")
     random_state = check_int(random_state, "random_state", min_value=0)
     if specific_random_state is None:
         specific_random_state = random_state + 9

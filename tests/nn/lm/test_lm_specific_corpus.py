@@ -34,7 +34,7 @@ def test_streams_are_the_documented_samples_and_budgets_hold():
 def test_bad_target():
     with pytest.raises(ValueError, match="target"):
         specific_mixture_corpus(np.ones((2, 2)) / 4)
-    with pytest.raises(ValueError, match="weights"):
+    with pytest.raises(ValueError, match="target"):
         specific_mixture_corpus([0.5, 0.6])
     with pytest.raises(ValueError, match="generic_tokens"):
         specific_mixture_corpus([0.5, 0.5], n_tokens=2_000, generic_tokens=0)
