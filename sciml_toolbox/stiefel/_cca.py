@@ -32,6 +32,10 @@ __all__ = ["LandingCCA"]
 _PRECOND_ROWS = 8192
 # rows per block of the full-data (anchor) passes of variance reduction
 _ANCHOR_CHUNK = 16384
+# rows of each variance-reduced batch that estimate the curvature of the safe step
+_CURVATURE_ROWS = 2048
+# steps between two anchor passes of variance reduction, as a fraction of an epoch
+_INNER_FRACTION = 0.5
 
 
 def _check_decay_epochs(epochs):
@@ -57,7 +61,8 @@ def _lr_factor(est, epoch, no_auto=False):
 
 
 def landing_block_step(
-    W, G, Xb, reg, BW, *, learning_rate, omega, epsilon, BW2=None, G2=None, precond=None
+    W, G, Xb, reg, BW, *, learning_rate, omega, epsilon, BW2=None, G2=None, precond=None,
+    curvature_rows=None,
 ):
     """One landing step for ``W^T (Xb^T Xb / r + reg I) W = I``; returns (W_new, ||D||^2).
 
@@ -65,21 +70,26 @@ def landing_block_step(
     first, ``G2`` from the second) the direction uses the two independent estimates (see
     ``landing_direction(BX2=..., G2=...)``); ``G`` is then the first half's gradient only.
     With ``precond`` (from :func:`fit_preconditioner`) the direction is the preconditioned
-    field of :func:`preconditioned_direction`.
+    field of :func:`preconditioned_direction`. ``curvature_rows``: estimate the curvature
+    :math:`\\mathrm{tr}(D^\\top B_\\zeta D)` of the safe step on the first rows of the batch
+    only (a cheaper random estimate of the same quantity).
     """
     xp = get_namespace(W)
     if precond is None:
-        D = landing_direction(W, G, BW, omega=omega, BX2=BW2, G2=G2)
+        D = landing_direction(W, G, BW, omega=omega, BX2=BW2, G2=G2, check_input=False)
     else:
         D = preconditioned_direction(W, G, BW, precond, omega=omega, BW2=BW2, G2=G2)
     dn = xp.sum(D * D)
     if epsilon is None:
         return W - learning_rate * D, dn
+    if curvature_rows is not None and curvature_rows < Xb.shape[0]:
+        Xb = Xb[:curvature_rows, ...]
     r = Xb.shape[0]
     XD = Xb @ D
     q = xp.sum(XD * XD) / r + reg * dn
     BWm = BW if BW2 is None else 0.5 * (BW + BW2)
-    eta = xp.clip(safe_step_size(W, BWm, D, q, epsilon=epsilon), max=learning_rate)
+    eta = xp.clip(safe_step_size(W, BWm, D, q, epsilon=epsilon, check_input=False),
+                  max=learning_rate)
     return W - eta * D, dn
 
 
@@ -370,7 +380,8 @@ class LandingCCA(
         "preconditioner_rank": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "variance_reduction": ["boolean"],
         "vr_batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "vr_warmup": [Interval(Real, 0, None, closed="left")],
+        "vr_warmup": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "init": [StrOptions({"random", "subset"})],
         "tol": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state", np.random.Generator],
         "verbose": ["verbose"],
@@ -405,7 +416,8 @@ class LandingCCA(
         preconditioner_rank="auto",
         variance_reduction=False,
         vr_batch_size="auto",
-        vr_warmup=0.5,
+        vr_warmup="auto",
+        init="random",
         tol=1e-8,
         random_state=None,
         verbose=False,
@@ -425,6 +437,7 @@ class LandingCCA(
         self.variance_reduction = variance_reduction
         self.vr_batch_size = vr_batch_size
         self.vr_warmup = vr_warmup
+        self.init = init
         self.tol = tol
         self.random_state = random_state
         self.verbose = verbose
@@ -466,8 +479,11 @@ class LandingCCA(
         p = check_n_components(self.n_components, min(dx, dy), allow_none=False)
         rng = make_generator(self.random_state, xp, Xc.device)
         sub = min(Xc.shape[0], 4096)
-        lam_x = power_lambda_max(Xc[:sub, ...])
-        lam_y = power_lambda_max(Yc[:sub, ...])
+        # with a preconditioner this is only the check for constant data (its own estimate
+        # of the step size follows)
+        it = 30 if self.preconditioner is None else 2
+        lam_x = power_lambda_max(Xc[:sub, ...], n_iter=it)
+        lam_y = power_lambda_max(Yc[:sub, ...], n_iter=it)
         for lam, name in ((lam_x, "X"), (lam_y, "Y")):
             if not lam > 0:
                 raise ValueError(
@@ -484,7 +500,7 @@ class LandingCCA(
                 for Z in (Xc, Yc)
             )
             lam_x, lam_y = (
-                preconditioned_lambda_max(Z[:m, ...], P, self.reg)
+                preconditioned_lambda_max(Z[:m, ...], P, self.reg, n_iter=12)
                 for Z, P in zip((Xc, Yc), self._prec, strict=True)
             )
         if self.learning_rate == "auto" and self.preconditioner is not None:
@@ -500,6 +516,8 @@ class LandingCCA(
             self._omega = (float(self.omega),) * 2
         Wx = rng.normal((dx, p), dtype=Xc.dtype)
         Wy = rng.normal((dy, p), dtype=Xc.dtype)
+        if self.init == "subset":
+            Wx, Wy = self._subset_init(Xc, Yc, p, rng, Wx, Wy)
         r = Xc.shape[0] if self.batch_size is None else min(self.batch_size, Xc.shape[0])
         Xb, Yb = Xc[:r, ...], Yc[:r, ...]
         self._Wx = whiten_init(Wx, Xb.T @ (Xb @ Wx) / r + self.reg * Wx)
@@ -512,8 +530,32 @@ class LandingCCA(
         self._ema_reg = None
         return rng
 
+    def _subset_init(self, Xc, Yc, p, rng, Wx, Wy):
+        """Closed-form CCA of the first ``_PRECOND_ROWS`` rows within the span of their k
+        leading (diagonally scaled) principal directions; ``(Wx, Wy)`` unchanged when there
+        are too few rows or features for k >= p."""
+        m = min(Xc.shape[0], _PRECOND_ROWS)
+        k = 2 * p + 10 if self.preconditioner_rank == "auto" else self.preconditioner_rank
+        bases = []
+        for Z, P in zip((Xc, Yc), self._prec, strict=True):
+            if P is None or len(P) == 1:
+                P = fit_preconditioner(Z[:m, ...], "low-rank", k, self.reg, rng)
+            if len(P) == 1:
+                return Wx, Wy
+            bases.append(P[0][:, None] * P[1])
+        kk = min(bases[0].shape[1], bases[1].shape[1])
+        if kk < p or m < 2 * kk:
+            return Wx, Wy
+        Bx, By = bases[0][:, :kk], bases[1][:, :kk]
+        A, C = Xc[:m, ...] @ Bx, Yc[:m, ...] @ By
+        Lx = cholesky(A.T @ A / m + self.reg * (Bx.T @ Bx))
+        Ly = cholesky(C.T @ C / m + self.reg * (By.T @ By))
+        Lx_inv, Ly_inv = inv(Lx), inv(Ly)
+        U, _, Vt = svd(Lx_inv @ (A.T @ C / m) @ Ly_inv.T)
+        return Bx @ (Lx_inv.T @ U[:, :p]), By @ (Ly_inv.T @ Vt[:p, :].T)
+
     # ------------------------------------------------------------------ landing step
-    def _step(self, Xb, Yb, factor, anchor=None):
+    def _step(self, Xb, Yb, factor, anchor=None, curvature_rows=None):
         xp = get_namespace(Xb)
         if anchor is None:
             XW = Xb @ self._Wx
@@ -542,11 +584,13 @@ class LandingCCA(
             self._Wx, Gx, Xb, self.reg, BWx, learning_rate=self._lr[0] * factor,
             omega=self._omega[0], epsilon=self.epsilon,
             BW2=BWx2 if two else None, G2=Gx2 if two else None, precond=self._prec[0],
+            curvature_rows=curvature_rows,
         )
         self._Wy, dy = landing_block_step(
             self._Wy, Gy, Yb, self.reg, BWy, learning_rate=self._lr[1] * factor,
             omega=self._omega[1], epsilon=self.epsilon,
             BW2=BWy2 if two else None, G2=Gy2 if two else None, precond=self._prec[1],
+            curvature_rows=curvature_rows,
         )
         self.n_iter_ += 1
         return dx + dy
@@ -603,17 +647,27 @@ class LandingCCA(
         PY = xp.zeros((Y.shape[1], 2 * p), dtype=X.dtype, device=X.device)
         Txx = xp.zeros((p, p), dtype=X.dtype, device=X.device)
         Tyy, Txy = Txx, Txx
+        # centred products without a centred copy: Xc W = X W - 1 (mu^T W) and
+        # Xc^T V = X^T V - mu (1^T V); the variates XW, YW are exactly centred
+        mxW = self.x_mean_[None, :] @ Wx
+        myW = self.y_mean_[None, :] @ Wy
+        cx = xp.zeros((1, 2 * p), dtype=X.dtype, device=X.device)
+        cy = cx
         for s in range(0, n, _ANCHOR_CHUNK):
             e = min(s + _ANCHOR_CHUNK, n)
-            Xb = X[s:e, ...] - self.x_mean_
-            Yb = Y[s:e, ...] - self.y_mean_
-            XW = Xb @ Wx
-            YW = Yb @ Wy
-            PX = PX + Xb.T @ xp.concat([YW, XW], axis=1)
-            PY = PY + Yb.T @ xp.concat([XW, YW], axis=1)
+            XW = X[s:e, ...] @ Wx - mxW
+            YW = Y[s:e, ...] @ Wy - myW
+            VX = xp.concat([YW, XW], axis=1)
+            VY = xp.concat([XW, YW], axis=1)
+            PX = PX + X[s:e, ...].T @ VX
+            PY = PY + Y[s:e, ...].T @ VY
+            cx = cx + xp.sum(VX, axis=0, keepdims=True)
+            cy = cy + xp.sum(VY, axis=0, keepdims=True)
             Txx = Txx + XW.T @ XW
             Tyy = Tyy + YW.T @ YW
             Txy = Txy + XW.T @ YW
+        PX = PX - self.x_mean_[:, None] @ cx
+        PY = PY - self.y_mean_[:, None] @ cy
         PX, PY, Txx, Tyy, Txy = (a / n for a in (PX, PY, Txx, Tyy, Txy))
         anchor = {"Wx": Wx, "Wy": Wy, "SxyWy": PX[:, :p], "SxxWx": PX[:, p:],
                   "SyxWx": PY[:, :p], "SyyWy": PY[:, p:], "Txx": Txx, "Tyy": Tyy}
@@ -638,11 +692,16 @@ class LandingCCA(
         t0 = time.perf_counter()
 
         def batch(idx):
-            return (xp.take(X, idx, axis=0) - self.x_mean_,
-                    xp.take(Y, idx, axis=0) - self.y_mean_)
+            Xb, Yb = xp.take(X, idx, axis=0), xp.take(Y, idx, axis=0)
+            Xb -= self.x_mean_  # in place on the gathered copy
+            Yb -= self.y_mean_
+            return Xb, Yb
 
         # warm-up: plain minibatch steps while far from the solution
-        n_warm, nb = int(self.vr_warmup * n) // r, n // r
+        warm = self.vr_warmup
+        if warm == "auto":
+            warm = 0.0 if self.init == "subset" else 0.5
+        n_warm, nb = int(warm * n) // r, n // r
         for b in range(n_warm):
             if b % nb == 0:
                 perm = rng.permutation(n)
@@ -665,11 +724,12 @@ class LandingCCA(
                 break
             prev = obj
             factor = _lr_factor(self, epoch, no_auto=True)
-            n_inner = n // r_vr
+            n_inner = max(1, int(_INNER_FRACTION * n) // r_vr)
             every = max(1, n_inner // 4)
             perm = rng.permutation(n)
             for b in range(n_inner):
-                self._step(*batch(perm[b * r_vr : (b + 1) * r_vr]), factor, anchor=anchor)
+                self._step(*batch(perm[b * r_vr : (b + 1) * r_vr]), factor, anchor=anchor,
+                           curvature_rows=_CURVATURE_ROWS)
                 if (b + 1) % every == 0 and b + 1 < n_inner:
                     self._on_checkpoint()
         self._n_seen = n

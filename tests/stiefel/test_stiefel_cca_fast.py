@@ -113,14 +113,16 @@ def test_preconditioned_minibatch_fit_matches_closed_form(kind):
     assert cca.constraint_violation_ < 0.05
 
 
-@pytest.mark.parametrize("kind", [None, "low-rank"])
-def test_variance_reduced_fit_converges_to_closed_form(kind):
+@pytest.mark.parametrize("kind, init", [(None, "random"), ("low-rank", "random"),
+                                        ("low-rank", "subset"), (None, "subset")])
+def test_variance_reduced_fit_converges_to_closed_form(kind, init):
     """Variance reduction makes minibatch landing converge to the exact (finite-sample)
     solution with a constant step: correlations, subspaces and feasibility to high accuracy."""
     X, Y = make_cca_data(12000, 15, 3, random_state=1)
     s_ref, Wx_ref, Wy_ref, S = _closed_form(X, Y, 3, 1e-3)
-    cca = LandingCCA(n_components=3, batch_size=200, max_epochs=12, preconditioner=kind,
-                     variance_reduction=True, tol=0.0, random_state=0)
+    epochs = 12 if kind else 24  # without preconditioner the rate is about half
+    cca = LandingCCA(n_components=3, batch_size=200, max_epochs=epochs, preconditioner=kind,
+                     variance_reduction=True, init=init, tol=0.0, random_state=0)
     X0, Y0 = X.copy(), Y.copy()
     cca.fit(X, Y)
     np.testing.assert_array_equal(X, X0)
@@ -131,7 +133,7 @@ def test_variance_reduced_fit_converges_to_closed_form(kind):
     assert cca.constraint_violation_ < 1e-4
     # history: one exact full-data record per anchor pass, the objective tends to -sum(s)
     obj = cca.history_["objective"]
-    assert len(obj) == 13
+    assert len(obj) == epochs + 1
     assert abs(obj[-1] + np.sum(s_ref)) < 1e-5 * np.sum(s_ref)
     # loadings and coef_ from the last anchor pass equal the direct least-squares formulas
     Xc, Yc = X - X.mean(0), Y - Y.mean(0)
@@ -152,6 +154,23 @@ def test_variance_reduced_reaches_a_smaller_gap_than_plain_sgd_in_the_same_passe
     g_plain = _rel_gap(plain._Wx, plain._Wy, S, s_ref)
     g_fast = _rel_gap(fast._Wx, fast._Wy, S, s_ref)
     assert g_fast < 0.1 * g_plain
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_subset_init_is_the_closed_form_within_the_leading_principal_subspaces():
+    # when k covers all features (rank d - 1 plus the isotropic rest is not used by the
+    # init: k = d - 1 columns) and the subset is the whole data, the init of a rank-(d - 1)
+    # basis is the closed form restricted to a (d - 1)-dimensional subspace: close to it
+    X, Y = make_cca_data(4000, 6, 2, random_state=5)
+    s_ref, _, _, S = _closed_form(X, Y, 2, 1e-3)
+    cca = LandingCCA(n_components=2, batch_size=4000, max_epochs=1, init="subset",
+                     preconditioner_rank=5, learning_rate=1e-12, epsilon=None,
+                     random_state=0)
+    cca.fit(X, Y)  # one full-batch step of size 1e-12: the initial point
+    assert _rel_gap(cca._Wx, cca._Wy, S, s_ref) < 1e-2
+    rand = LandingCCA(n_components=2, batch_size=4000, max_epochs=1, learning_rate=1e-12,
+                      epsilon=None, random_state=0).fit(X, Y)
+    assert _rel_gap(rand._Wx, rand._Wy, S, s_ref) > 5 * _rel_gap(cca._Wx, cca._Wy, S, s_ref)
 
 
 def test_preconditioned_partial_fit_stream():
@@ -187,6 +206,7 @@ def test_variance_reduced_all_namespaces(xp):
     (dict(variance_reduction="yes"), "variance_reduction"),
     (dict(vr_batch_size=0), "vr_batch_size"),
     (dict(vr_warmup=-0.5), "vr_warmup"),
+    (dict(init="pca"), "init"),
 ])
 def test_bad_new_options(kw, name):
     X, Y = make_cca_data(200, 4, 2, random_state=0)
