@@ -4,8 +4,9 @@ Every law is fitted from its full grid of starts on synthetic points, by the too
 estimator (L-BFGS batched over the starts, then a SciPy polish of the best end points) and by
 the anchor a user would otherwise write: a loop of ``scipy.optimize.minimize(method='L-BFGS-B')``
 over the same starts, with SciPy's default tolerances, on the same objective and gradient
-(the law's own Huber objective), keeping the best start. Both run in the same process with one
-BLAS thread.
+(the law's own Huber objective), keeping the best start. Both run in the same process; the
+SciPy loop always with one BLAS thread (more only slow it down), the toolbox with ``--threads``
+(default 1).
 
 - ``chinchilla``: ``ChinchillaLaw`` on 245 points generated with the Epoch AI replication
   parameters (Besiroglu et al., 2024) and 0.1% noise, the 4,500-start grid of Hoffmann et al.
@@ -13,7 +14,8 @@ BLAS thread.
   (N, D, p) with 0.1% noise, its default grid (2,592 / 144 starts).
 - ``finetuning_additive_p``: ``FinetuningLaw('additive_p')``, 96 points, 2,025 starts.
 - ``custom_chinchilla``: the Chinchilla law written as a ``CustomLaw`` (finite-difference
-  Jacobian), the 4,500-start grid (``--full`` only: it costs eleven law evaluations per step).
+  Jacobian: eleven law evaluations per step), 243 starts (3 values per parameter); the
+  4,500-start grid with ``--full``.
 - ``bootstrap``: ``ChinchillaLaw(n_bootstrap=200)`` (fit plus 200 refits of resampled points)
   against a loop of 200 SciPy refits from the fitted parameters.
 - ``sweep``: ``ChinchillaLaw`` fit time for 1,125 / 2,250 / 4,500 starts (random subsets of
@@ -25,12 +27,12 @@ stopping test) where the estimator has it, to check that pruning loses nothing.
 Quick mode times each fitter once per law, the anchor over every start (about a minute in all
 on one core); ``--repeat`` keeps the best of several runs of the toolbox's fit.
 
-Run: ``python benchmarks/bench_scaling.py [--full] [--repeat 3] [--only chinchilla]``.
+Run: ``python benchmarks/bench_scaling.py [--full] [--repeat 3] [--threads 1]
+[--only chinchilla ...]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
@@ -40,6 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402
 from _common import write_result  # noqa: E402
 
 NAME = "scaling"
@@ -48,14 +51,15 @@ CASES = ("chinchilla", "forgetting_power", "forgetting_given", "finetuning_addit
          "custom_chinchilla", "bootstrap", "sweep")
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true", help="also the CustomLaw case")
-    p.add_argument("--out", default=None, help="result JSON path (default: results/<name>.json)")
+def _flags(p):
+    """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
     p.add_argument("--repeat", type=int, default=1, help="runs of each toolbox fit (best kept)")
     p.add_argument("--only", nargs="*", choices=CASES, default=None, help="cases to run")
     p.add_argument("--note", default=None, help="free-text note stored in the result")
-    return p.parse_args(argv)
+
+
+def parse_args(argv=None):
+    return _common.parse_args(__doc__.splitlines()[0], argv, extra=_flags)
 
 
 def chinchilla_data():
@@ -94,16 +98,17 @@ def finetuning_data():
     return X, y * np.exp(rng.normal(0, 1e-3, n))
 
 
-def _custom_chinchilla():
-    from sciml_toolbox.scaling import ChinchillaLaw, CustomLaw
+def _custom_chinchilla(full):
+    from sciml_toolbox.scaling import ChinchillaLaw, CustomLaw, make_grid
 
     def logf(th, X):
         lN, lD = np.log(X[None, :, 0]), np.log(X[None, :, 1])
         return np.logaddexp(np.logaddexp(th[:, :1] - th[:, 3:4] * lN,
                                          th[:, 1:2] - th[:, 4:5] * lD), th[:, 2:3])
 
-    return CustomLaw(logf, ["a", "b", "e", "alpha", "beta"], ChinchillaLaw()._default_grid(),
-                     positive_columns=(0, 1))
+    grid = (ChinchillaLaw()._default_grid() if full else
+            make_grid([0, 10, 20], [0, 10, 20], [-1, 0, 1], [0.2, 0.6, 1.0], [0.2, 0.6, 1.0]))
+    return CustomLaw(logf, ["a", "b", "e", "alpha", "beta"], grid, positive_columns=(0, 1))
 
 
 def scipy_loop(law, X, y, starts, weights=None):
@@ -232,9 +237,9 @@ def main(argv=None):
 
     from sciml_toolbox.scaling import ChinchillaLaw, FinetuningLaw, ForgettingLaw
 
-    only = set(args.only or [c for c in CASES if args.full or c != "custom_chinchilla"])
+    only = set(args.only or CASES)
     results = {}
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=args.threads):
         if "chinchilla" in only:
             X, y = chinchilla_data()
             results["chinchilla"] = law_case(ChinchillaLaw, X, y, EPOCH, args.repeat)
@@ -249,7 +254,8 @@ def main(argv=None):
                                                         X, y, FINETUNE, args.repeat)
         if "custom_chinchilla" in only:
             X, y = chinchilla_data()
-            results["custom_chinchilla"] = law_case(_custom_chinchilla, X, y, EPOCH, args.repeat)
+            results["custom_chinchilla"] = law_case(lambda: _custom_chinchilla(args.full), X, y,
+                                                    EPOCH, args.repeat)
         if "bootstrap" in only:
             results["bootstrap"] = bootstrap_case(args.repeat)
         if "sweep" in only:
@@ -260,7 +266,7 @@ def main(argv=None):
             continue
         print(name, {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()
                      if not isinstance(v, dict)})
-    payload = {"threads": 1, "repeat": args.repeat, "cases": results}
+    payload = {"threads": args.threads, "repeat": args.repeat, "cases": results}
     if args.note:
         payload["note"] = args.note
     write_result(NAME, payload, mode="full" if args.full else "quick", out=args.out)
