@@ -6,6 +6,7 @@ imports torch.
 
 from __future__ import annotations
 
+from .._validation import check_int
 from ._problems import BilevelProblem
 
 __all__ = ["AutogradProblem"]
@@ -60,8 +61,8 @@ class AutogradProblem(BilevelProblem):
             raise TypeError(f"outer must be callable, got {type(outer).__name__}")
         self.inner = inner
         self.outer = outer
-        self.n_inner = n_inner
-        self.n_outer = n_outer
+        self.n_inner = check_int(n_inner, "n_inner", min_value=1, allow_none=True)
+        self.n_outer = check_int(n_outer, "n_outer", min_value=1, allow_none=True)
 
     @staticmethod
     def _leaves(z, x, *, need_x=False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._array_api import to_numpy
-from .._validation import check_option
+from .._validation import check_array, check_consistent_length, check_option, check_scalar
 from ._hypergradient import HYPERGRADIENT_METHODS, hypergradient, solve_inner
 
 __all__ = ["hypergradient_error_curve", "loglog_slope"]
@@ -37,6 +37,12 @@ def hypergradient_error_curve(problem, x, z_path, *, z_star=None, h_star=None,
     """
     for m in methods:
         check_option(m, "methods", HYPERGRADIENT_METHODS)
+    x = check_array(x, "x", ndim=1)
+    if not isinstance(z_path, (list, tuple)) or not z_path:
+        raise ValueError("z_path must be a non-empty sequence of inner iterates")
+    z_path = [check_array(z, f"z_path[{i}]", ndim=1) for i, z in enumerate(z_path)]
+    if len({tuple(z.shape) for z in z_path}) > 1:
+        raise ValueError("z_path must hold iterates of one shape (n_inner,)")
     if z_star is None:
         try:
             z_star = problem.inner_solution(x)
@@ -46,6 +52,9 @@ def hypergradient_error_curve(problem, x, z_path, *, z_star=None, h_star=None,
     if h_star is None:
         h_star = hypergradient(problem, z_star, x, method="ift", solver=solver)
     zs_np, hs_np = to_numpy(z_star), to_numpy(h_star)
+    if tuple(z_path[0].shape) != zs_np.shape:
+        raise ValueError(f"z_path[0] must have the shape {zs_np.shape} of the inner variable, "
+                         f"got {tuple(z_path[0].shape)}")
     inner = np.array([np.linalg.norm(to_numpy(z) - zs_np) for z in z_path])
     errors = {
         m: np.array([
@@ -71,14 +80,24 @@ def loglog_slope(inner_error, error, *, lo=None, hi=None):
     -------
     slope : float
         About 1 for an error linear in the inner error, 2 for a quadratic one.
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length or hold NaN or infinite values (never dropped
+        silently), or fewer than two points remain.
     """
-    d = np.asarray(inner_error, dtype=float)
-    e = np.asarray(error, dtype=float)
-    keep = (d > 0) & (e > 0) & np.isfinite(e)
+    d = np.asarray(to_numpy(check_array(inner_error, "inner_error", ndim=1)), dtype=float)
+    e = np.asarray(to_numpy(check_array(error, "error", ndim=1)), dtype=float)
+    check_consistent_length(d, e, names=("inner_error", "error"))
+    lo = check_scalar(lo, "lo", allow_none=True)
+    hi = check_scalar(hi, "hi", allow_none=True)
+    keep = (d > 0) & (e > 0)
     if lo is not None:
         keep &= d > lo
     if hi is not None:
         keep &= d < hi
     if keep.sum() < 2:
-        raise ValueError("loglog_slope needs at least two points with positive errors in range")
+        raise ValueError("loglog_slope needs at least two points with inner_error > 0 and "
+                         "error > 0 (and lo < inner_error < hi)")
     return float(np.polyfit(np.log(d[keep]), np.log(e[keep]), 1)[0])

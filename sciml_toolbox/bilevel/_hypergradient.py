@@ -86,9 +86,26 @@ def conjugate_gradient(matvec, b, *, x0=None, rtol=1e-12, atol=0.0, max_iter=Non
     Hestenes & Stiefel (1952), "Methods of conjugate gradients for solving linear systems";
     Saad (2003), "Iterative methods for sparse linear systems", Alg. 9.1 (preconditioned CG).
     """
-    xp = get_namespace(b)
+    if not callable(matvec):
+        raise TypeError(f"matvec must be callable (v -> A @ v), got {type(matvec).__name__}")
+    b = check_array(b, "b", ndim=1)
     n = b.shape[0]
-    max_iter = 10 * n if max_iter is None else max_iter
+    for name, a in (("x0", x0), ("precond", precond)):
+        if a is not None:
+            a = check_array(a, name, ndim=1)
+            if a.shape != b.shape:
+                raise ValueError(f"{name} must have the shape {tuple(b.shape)} of b, got "
+                                 f"{tuple(a.shape)}")
+            if name == "x0":
+                x0 = a
+            else:
+                precond = a
+    xp = get_namespace(b)
+    if precond is not None and not bool(xp.all(precond > 0)):
+        raise ValueError("precond must hold a positive diagonal")
+    rtol = check_positive(rtol, "rtol", strict=False)
+    atol = check_positive(atol, "atol", strict=False)
+    max_iter = 10 * n if max_iter is None else check_int(max_iter, "max_iter", min_value=0)
     if x0 is None:
         x = xp.zeros_like(b)
         r = b
@@ -125,12 +142,28 @@ def conjugate_gradient(matvec, b, *, x0=None, rtol=1e-12, atol=0.0, max_iter=Non
     return x, k, res
 
 
-def _check_z_x(problem, z, x):
-    z = check_array(z, "z", ndim=1)
+_REQUIRED = ("inner_grad", "inner_hvp", "inner_cross_vjp", "outer_grad_z", "outer_grad_x")
+
+
+def _check_problem(problem):
+    from ._problems import BilevelProblem
+
+    if not isinstance(problem, BilevelProblem):
+        raise TypeError(f"problem must be a BilevelProblem, got {type(problem).__name__}")
+    missing = [m for m in _REQUIRED
+               if getattr(type(problem), m) is getattr(BilevelProblem, m)]
+    if missing:
+        raise TypeError(f"problem: {type(problem).__name__} does not implement "
+                        f"{', '.join(missing)} (see the BilevelProblem protocol)")
+
+
+def _check_z_x(problem, z, x, z_name="z"):
+    _check_problem(problem)
+    z = check_array(z, z_name, ndim=1)
     x = check_array(x, "x", ndim=1)
     n_in, n_out = getattr(problem, "n_inner", None), getattr(problem, "n_outer", None)
     if n_in is not None and z.shape[0] != n_in:
-        raise ValueError(f"z must have shape ({n_in},), got {tuple(z.shape)}")
+        raise ValueError(f"{z_name} must have shape ({n_in},), got {tuple(z.shape)}")
     if n_out is not None and x.shape[0] != n_out:
         raise ValueError(f"x must have shape ({n_out},), got {tuple(x.shape)}")
     return z, x
@@ -304,7 +337,7 @@ def unrolled_hypergradient(problem, x, z0, *, n_iter, step):
     """
     n_iter = check_int(n_iter, "n_iter", min_value=0)
     step = check_positive(step, "step")
-    z0, x = _check_z_x(problem, z0, x)
+    z0, x = _check_z_x(problem, z0, x, "z0")
     zs = [z0]
     z = z0
     for _ in range(n_iter):
@@ -376,6 +409,7 @@ def solve_inner(problem, x, z0=None, *, method="gd", tol=1e-10, max_iter=1000, s
     check_option(method, "method", ("gd", "newton", "cg"))
     tol = check_positive(tol, "tol", strict=False)
     max_iter = check_int(max_iter, "max_iter", min_value=1)
+    _check_problem(problem)
     x = check_array(x, "x", ndim=1)
     xp = get_namespace(x)
     if z0 is None:
@@ -383,7 +417,7 @@ def solve_inner(problem, x, z0=None, *, method="gd", tol=1e-10, max_iter=1000, s
             raise ValueError("z0 is required when the problem does not set n_inner")
         z = xp.zeros(problem.n_inner, dtype=x.dtype, device=x.device)
     else:
-        z, x = _check_z_x(problem, z0, x)
+        z, x = _check_z_x(problem, z0, x, "z0")
     path = [z] if return_path else None
     g = problem.inner_grad(z, x)
     gn = _norm(g, xp)
