@@ -64,7 +64,7 @@ ESTIMATORS_2D = {
         grid=make_grid([0], [0], [0.5], [0.5], [0], [0], [0.3]), max_iter=20),
     "FinetuningLaw": lambda: FinetuningLaw(grid=make_grid([0], [0], [0.5], [0.5], [0], [0]),
                                            max_iter=20),
-    "CustomLaw": lambda: CustomLaw(_tanh_law, ["a", "b"], grid=make_grid([0, 1], [0, 0.5]),
+    "CustomLaw": lambda: CustomLaw(_tanh_law, ["a", "b"], grid=make_grid([0], [0.5]),
                                    max_iter=20),
 }
 ESTIMATORS_3D = {
