@@ -27,7 +27,7 @@ from .._validation import (
 )
 from ._loss import joint_loss_grad
 from ._mne import MNEICAMixin
-from ._solver import align_sources, fit_warped_mvica, groupica, permica, reduce_views
+from ._solver import align_sources, centre_warps, fit_warped_mvica, groupica, permica, reduce_views
 from ._warp import warp
 
 __all__ = ["MVICA", "MVICAD", "MVICAD2"]
@@ -106,7 +106,9 @@ class MVICA(MNEICAMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Esti
     random_state : int, numpy Generator or None
         Seed of the initial ICA.
     verbose : bool, default=False
-        Print the solver's summary.
+        Show tqdm progress bars over the iterations of the initial ICA, over subjects in the
+        initial warp search (MVICAD, MVICAD2) and over the iterations of the joint fit (with the
+        current loss), then print the solver's summary.
 
     Attributes
     ----------
@@ -182,7 +184,7 @@ class MVICA(MNEICAMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Esti
             "max_shift": float(getattr(self, "max_shift", 0.0)),
             "n_concat": getattr(self, "n_concat", 1),
             "onset": getattr(self, "onset", 0),
-            "grid_size": getattr(self, "grid_size", 10),
+            "grid_size": getattr(self, "grid_size", None),
             "penalty": getattr(self, "penalty", 1.0),
             "smoothing": getattr(self, "smoothing", 1),
         }
@@ -247,11 +249,12 @@ class MVICA(MNEICAMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Esti
         warps = self._warps
         if isinstance(prm["init"], str):
             maker = permica if prm["init"] == "permica" else groupica
-            W0 = maker(Z, random_state=seed, max_iter=1000, tol=1e-4)
+            W0 = maker(Z, random_state=seed, max_iter=1000, tol=1e-4,
+                       verbose=bool(self.verbose))
             W0, rho0, tau0 = align_sources(
                 W0, Z, warps=warps, max_dilation=prm["max_dilation"],
                 max_shift=prm["max_shift"], grid_size=prm["grid_size"],
-                n_concat=prm["n_concat"], onset=prm["onset"])
+                n_concat=prm["n_concat"], onset=prm["onset"], verbose=bool(self.verbose))
         else:
             W0 = to_numpy(prm["init"])
             if W0.shape != (m, k, k) or not np.all(np.isfinite(W0)):
@@ -261,8 +264,7 @@ class MVICA(MNEICAMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Esti
                 )
             W0 = from_numpy(W0, Z)
             rho0, tau0 = np.ones((m, k)), np.zeros((m, k))
-        rho0 = rho0 - rho0.mean(axis=0) + 1.0
-        tau0 = tau0 - tau0.mean(axis=0)
+        rho0, tau0 = centre_warps(rho0, tau0)  # exact gauge (forward mean warp = identity)
         if prm["max_iter"] == 0:
             W, rho, tau, n_iter, history = (W0, from_numpy(rho0, Z), from_numpy(tau0, Z), 0, [])
         else:
@@ -460,8 +462,9 @@ class MVICAD(MVICA):
         Sample index of the stimulus within an epoch (centre of dilations; kept for symmetry
         with :class:`MVICAD2`).
     init : {'permica', 'groupica'} or array, default='permica'
-    grid_size : int, default=10
-        The initial delay grid has ``grid_size ** 2`` points.
+    grid_size : int or None, default=None
+        Unused by MVICAD, whose initial delay search scores every integer delay at once (FFT
+        cross-correlation with subject 0); see :class:`MVICAD2`.
     penalty : float, default=1.0
         Weight of the penalty keeping the mean delay of each source near 0 during the fit
         (the returned delays are then centred exactly).
@@ -491,13 +494,13 @@ class MVICAD(MVICA):
         "max_shift": [Interval(Real, 0, 0.25, closed="both")],
         "n_concat": [Interval(Integral, 1, None, closed="left")],
         "onset": [Interval(Integral, 0, None, closed="left")],
-        "grid_size": [Interval(Integral, 1, None, closed="left")],
+        "grid_size": [Interval(Integral, 1, None, closed="left"), None],
         "penalty": [Interval(Real, 0, None, closed="left")],
         "smoothing": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(self, n_components=None, *, noise=1.0, max_shift=0.05, n_concat=1, onset=0,
-                 init="permica", grid_size=10, penalty=1.0, smoothing=1, max_iter=3000, tol=1e-7,
+                 init="permica", grid_size=None, penalty=1.0, smoothing=1, max_iter=3000, tol=1e-7,
                  random_state=None, verbose=False):
         self.n_components = n_components
         self.noise = noise
@@ -528,8 +531,11 @@ class MVICAD2(MVICAD):
     ``dilations_.mean(axis=0) == 1`` and ``shifts_.mean(axis=0) == 0`` exactly.
 
     Fitting: per-subject whitening PCA; single-subject ICA of each subject; matching of the
-    sources to subject 0 with a vectorised ``grid_size x grid_size`` grid search over
-    (dilation, delay); then one L-BFGS-B run over every ``W_i``, dilation and delay with box
+    sources to subject 0 by a coarse-to-fine search over (dilation, delay) relative to subject 0
+    (envelopes over a geometric dilation grid, then the signals around the best envelope peaks;
+    every integer delay is scored at once by FFT cross-correlation, see
+    :func:`~sciml_toolbox.multiview._solver.align_sources`), an exact change of gauge to a mean
+    warp of identity; then one L-BFGS-B run over every ``W_i``, dilation and delay with box
     bounds. The loss gradient is analytic (the warp is linear interpolation: its derivative in
     ``rho`` and ``tau`` is the local slope of the source times ``t - onset`` and ``-n``); loss and
     gradient run in the data's namespace and on its device, while SciPy's L-BFGS-B drives the
@@ -551,7 +557,12 @@ class MVICAD2(MVICAD):
     onset : int, default=0
         Sample index (within an epoch) the dilations are centred on, e.g. the stimulus.
     init : {'permica', 'groupica'} or array, default='permica'
-    grid_size : int, default=10
+    grid_size : int or None, default=None
+        Number of dilations of the coarse (envelope) stage of the initial warp search, over
+        ``[max_dilation ** -2, max_dilation ** 2]`` (the warp of a subject relative to subject
+        0, both warped). None picks the step that moves the far end of the epoch by half an
+        envelope width (about 50 dilations for ``max_dilation=1.25`` on 1000-sample epochs);
+        raise it if sources oscillate faster than ``n / 40`` samples per cycle.
     penalty : float, default=1.0
         Weight of the mean-warp penalty.
     smoothing : int, default=1
@@ -581,7 +592,7 @@ class MVICAD2(MVICAD):
     }
 
     def __init__(self, n_components=None, *, noise=1.0, max_dilation=1.15, max_shift=0.05,
-                 n_concat=1, onset=0, init="permica", grid_size=10, penalty=1.0, smoothing=1,
+                 n_concat=1, onset=0, init="permica", grid_size=None, penalty=1.0, smoothing=1,
                  max_iter=3000, tol=1e-7, random_state=None, verbose=False):
         self.n_components = n_components
         self.noise = noise

@@ -21,11 +21,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment, minimize
 from sklearn.exceptions import ConvergenceWarning
 
-from .._array_api import device, from_numpy, get_namespace, svd, to_numpy
+from .._array_api import device, from_numpy, get_namespace, irfft, rfft, svd, to_numpy
 from ._loss import ica_loss_grad, joint_loss_grad
 from ._warp import WarpPlan, to_epoch_minor, warp_padding
 
-__all__ = ["reduce_views", "permica", "groupica", "align_sources", "fit_warped_mvica"]
+__all__ = ["reduce_views", "permica", "groupica", "align_sources", "centre_warps",
+           "fit_warped_mvica"]
 
 
 def reduce_views(views, n_components, *, rank_rtol=1e-8):
@@ -74,13 +75,32 @@ def reduce_views(views, n_components, *, rank_rtol=1e-8):
     return projections, xp.stack(reduced, axis=0), means
 
 
-def _lbfgsb(fun, x0, bounds, max_iter, tol, history, what):
-    """SciPy L-BFGS-B on a host vector; ``fun(x) -> (loss, grad)`` (NumPy)."""
+def _progress(total, desc, verbose):
+    """A tqdm bar when ``verbose`` (a disabled one otherwise)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not verbose, leave=True)
+
+
+def _lbfgsb(fun, x0, bounds, max_iter, tol, history, what, verbose=False):
+    """SciPy L-BFGS-B on a host vector; ``fun(x) -> (loss, grad)`` (NumPy).
+
+    With ``verbose``, a tqdm bar advances at every iteration and shows the loss.
+    """
+    bar = _progress(max_iter, what, verbose)
+
     def callback(intermediate_result):
         history.append(float(intermediate_result.fun))
+        bar.update(1)
+        if len(history) % 10 == 1:
+            bar.set_postfix(loss=f"{history[-1]:.6g}", refresh=False)
 
-    res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
-                   options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-4 * tol, "maxls": 50})
+    try:
+        res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds, callback=callback,
+                       options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-4 * tol,
+                                "maxls": 50})
+    finally:
+        bar.close()
     if not res.success and res.nit >= max_iter:
         gmax = float(np.max(np.abs(res.jac))) if res.jac is not None else float("nan")
         warnings.warn(
@@ -98,7 +118,7 @@ def _random_orthogonal(rng, m, k):
     return q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
 
 
-def permica(Z, *, random_state=None, max_iter=1000, tol=1e-8):
+def permica(Z, *, random_state=None, max_iter=1000, tol=1e-8, verbose=False):
     """Single-subject ICA (logcosh density) of each subject, solved jointly by L-BFGS-B.
 
     Parameters
@@ -109,6 +129,8 @@ def permica(Z, *, random_state=None, max_iter=1000, tol=1e-8):
         Seed of the random orthogonal initial unmixing matrices.
     max_iter : int, default=1000
     tol : float, default=1e-8
+    verbose : bool, default=False
+        Show a progress bar over iterations (tqdm).
 
     Returns
     -------
@@ -126,17 +148,18 @@ def permica(Z, *, random_state=None, max_iter=1000, tol=1e-8):
             return np.inf, np.zeros_like(x)
         return loss, to_numpy(g).ravel().astype(np.float64)
 
-    res = _lbfgsb(fun, W0.ravel(), None, max_iter, tol, [], "single-subject ICA (init)")
+    res = _lbfgsb(fun, W0.ravel(), None, max_iter, tol, [], "single-subject ICA (init)",
+                  verbose)
     return from_numpy(res.x.reshape(m, k, k), Z)
 
 
-def groupica(Z, *, random_state=None, max_iter=1000, tol=1e-8):
+def groupica(Z, *, random_state=None, max_iter=1000, tol=1e-8, verbose=False):
     """Group ICA: one PCA of the stacked subjects, one ICA, split back per subject.
 
     Parameters
     ----------
     Z : array, shape (m, k, T)
-    random_state, max_iter, tol
+    random_state, max_iter, tol, verbose
         As in :func:`permica`.
 
     Returns
@@ -150,31 +173,84 @@ def groupica(Z, *, random_state=None, max_iter=1000, tol=1e-8):
     U, s, _ = svd(stacked, full_matrices=False)
     K = U[:, :k].T * ((total ** 0.5) / s[:k])[:, None]  # (k, m k)
     Zg = K @ stacked
-    Wg = permica(Zg[None, ...], random_state=random_state, max_iter=max_iter, tol=tol)[0]
+    Wg = permica(Zg[None, ...], random_state=random_state, max_iter=max_iter, tol=tol,
+                 verbose=verbose)[0]
     blocks = xp.reshape(K, (k, m, k))
     return float(m) * xp.stack([Wg @ blocks[:, i, :] for i in range(m)], axis=0)
 
 
-def _grid(max_dilation, max_shift, grid_size, warps):
-    if warps == "both":
-        d = np.linspace(1.0 / max_dilation, max_dilation, grid_size)
-        s = np.linspace(-max_shift, max_shift, grid_size)
-        gd, gs = np.meshgrid(d, s)
-        return gd.ravel(), gs.ravel()
-    if warps == "shift":
-        s = np.linspace(-max_shift, max_shift, grid_size * grid_size)
-        return np.ones_like(s), s
-    return np.ones(1), np.zeros(1)
+def _dilated(S4, r, onset):
+    """Every source dilated by every factor of its row of ``r``, shift 0.
+
+    ``S4`` (k, n, E) epoch-minor; ``r`` host array (k, D) of unwarping dilations. Returns
+    (k, D, E, n): ``Y[j, d, e, t] = S_j,e(r[j, d] (t - onset) + onset)``.
+    """
+    xp = get_namespace(S4)
+    k, n, E = S4.shape
+    D = r.shape[1]
+    plan = WarpPlan(from_numpy(np.ascontiguousarray(r), S4), from_numpy(np.zeros((k, D)), S4),
+                    n, onset=onset)
+    # the plan indexes a (k, D) stack of signals: point its gathers at source j itself
+    plan.idx0 = (plan.idx0 // (D * n)) * n + plan.idx0 % n
+    plan.idx1 = (plan.idx1 // (D * n)) * n + plan.idx1 % n
+    Y = plan.apply(S4)[0]  # (k, D, n, E)
+    return xp.permute_dims(Y, (0, 1, 3, 2))
 
 
-def align_sources(W, Z, *, warps="both", max_dilation=1.0, max_shift=0.0, grid_size=10,
-                  n_concat=1, onset=0):
+def _envelope(S, width):
+    """Circular moving average of ``S ** 2`` over ``width`` samples along the last axis, centred
+    (mean removed), computed by FFT."""
+    xp = get_namespace(S)
+    n = S.shape[-1]
+    width = int(width) | 1  # odd: a symmetric window has a real spectrum
+    box = np.zeros(n)
+    box[:width] = 1.0 / width
+    box = np.roll(box, -(width // 2))
+    gain = from_numpy(np.fft.rfft(box).real, S)
+    env = irfft(rfft(S * S, axis=-1) * gain, n=n, axis=-1)
+    return env - xp.mean(env, axis=(-2, -1), keepdims=True)
+
+
+def _lag_mask(n, lo, hi, like):
+    """(n,) 0/1 mask of the circular lags ``s`` (index ``s mod n``) with ``lo <= s <= hi``."""
+    s = np.arange(n)
+    s = np.where(s > n // 2, s - n, s)
+    return from_numpy(((s >= lo) & (s <= hi)).astype(float), like), s
+
+
+def _xcorr(FY, FR, n):
+    """Cross-correlations summed over epochs, by lag: ``sum_e,t Y(t - s) R(t)``.
+
+    ``FY`` (a, E, F) and ``FR`` (b, E, F) rfft spectra; returns (a, b, n).
+    """
+    xp = get_namespace(FY)
+    Fa = xp.permute_dims(xp.conj(FY), (2, 0, 1))  # (F, a, E)
+    Fb = xp.permute_dims(FR, (2, 1, 0))  # (F, E, b)
+    C = xp.permute_dims(Fa @ Fb, (1, 2, 0))  # (a, b, F)
+    return irfft(C, n=n, axis=-1)
+
+
+def align_sources(W, Z, *, warps="both", max_dilation=1.0, max_shift=0.0, grid_size=None,
+                  n_concat=1, onset=0, envelope_width=None, n_candidates=3, verbose=False):
     """Match every subject's sources to subject 0: order, sign and initial warp.
 
-    For each subject ``i >= 1`` and each of its sources, every (dilation, shift) pair of a
-    ``grid_size x grid_size`` grid is applied at once, and scored by the mean squared error to
-    each source of subject 0 with the sign allowed to flip (Heurtebise et al., 2024). The
-    Hungarian algorithm then assigns sources to subject 0's sources.
+    Subject ``i``'s sources are brought onto subject 0's time axis by the unwarping
+    ``S(r (t - onset) + onset - d n)``. Since every subject is warped, the warp of subject ``i``
+    relative to subject 0 is searched over twice the model's range: dilations in
+    ``[max_dilation ** -2, max_dilation ** 2]``, delays up to ``2 max_dilation max_shift`` of an
+    epoch. The search is coarse to fine, so that oscillatory sources are not aligned one cycle
+    off (cycle skipping):
+
+    1. envelopes (moving average of the squared source over ``envelope_width`` samples, mean
+       removed) of every source of subject ``i`` against every source of subject 0: for each
+       dilation of a geometric grid (step: half an envelope width of displacement at the far end
+       of the epoch) the normalised cross-correlation at every integer delay comes from one FFT;
+       the best score of each pair feeds the Hungarian assignment (sign-free, warp-robust);
+    2. the signals themselves, for the matched pairs only: dilations within one coarse step of
+       the envelope optimum (step: one sample of displacement), every integer delay within one
+       envelope width of the envelope's, scored by the absolute cross-correlation (the sign of
+       the best one fixes the sign of the source), as the mean-squared-error score of
+       Heurtebise et al. (2024) with the sign allowed to flip.
 
     Parameters
     ----------
@@ -182,10 +258,19 @@ def align_sources(W, Z, *, warps="both", max_dilation=1.0, max_shift=0.0, grid_s
     Z : array, shape (m, k, T)
     warps : {'none', 'shift', 'both'}
     max_dilation, max_shift : float
-        Grid ranges ``[1 / max_dilation, max_dilation]`` and ``[-max_shift, max_shift]``.
-    grid_size : int
-        Points per axis (``grid_size ** 2`` shifts when only shifts are searched).
+        The model's warp ranges (dilations in ``[1 / max_dilation, max_dilation]``, delays in
+        ``[-max_shift, max_shift]`` of an epoch).
+    grid_size : int, optional
+        Number of dilations of the coarse (envelope) grid; default: as many as the step rule
+        above asks for (about 50 at ``max_dilation=1.25`` on 1000-sample epochs).
     n_concat, onset : int
+    envelope_width : int, optional
+        Width of the envelope's moving average (default ``max(4, n // 40)`` for epochs of ``n``
+        samples): about the longest oscillation period of the sources.
+    n_candidates : int, default=3
+        Envelope peaks of each matched pair refined on the signals (the best one wins).
+    verbose : bool, default=False
+        Show a progress bar over subjects (tqdm).
 
     Returns
     -------
@@ -197,50 +282,167 @@ def align_sources(W, Z, *, warps="both", max_dilation=1.0, max_shift=0.0, grid_s
     xp = get_namespace(W, Z)
     m, k, total = Z.shape
     n = total // n_concat
-    S = xp.reshape(to_epoch_minor(W @ Z, n_concat), (m, k, total))
-    gd, gs = _grid(max_dilation, max_shift, grid_size, warps)
-    n_grid = gd.shape[0]
-    S0 = S[0, ...]
-    S0_sq = xp.mean(S0 * S0, axis=-1)  # (k,)
+    if warps == "none":
+        return _align_unwarped(W, Z)
+    S = to_epoch_minor(W @ Z, n_concat)  # (m, k, n, E)
+    width = int(envelope_width) if envelope_width else max(4, n // 40)
+    span = float(max(onset, n - 1 - onset, 1))
+    if warps == "both" and max_dilation > 1.0:
+        log_range = 2.0 * np.log(max_dilation)
+        n_coarse = int(grid_size) if grid_size else int(np.ceil(2 * log_range * span / (width / 2)))
+        n_coarse = max(n_coarse, 1) | 1  # odd: the grid holds 1
+        coarse = np.exp(np.linspace(-log_range, log_range, n_coarse))
+        step = 2 * log_range / max(n_coarse - 1, 1)
+        n_fine = int(np.ceil(2 * step * span)) | 1
+        fine_offsets = np.linspace(-step, step, n_fine) if n_coarse > 1 else np.zeros(1)
+    else:
+        coarse, fine_offsets, step = np.ones(1), np.zeros(1), 0.0
+    max_lag = int(np.ceil(2.0 * max_dilation**3 * max_shift * n)) + 1
+    max_lag = min(max_lag, n // 2)
+    mask, lags = _lag_mask(n, -max_lag, max_lag, Z)
+    D = coarse.shape[0]
+
+    ref = xp.permute_dims(S[0, ...], (0, 2, 1))  # (k, E, n)
+    ref_env = _envelope(ref, width)
+    F_ref = rfft(ref, axis=-1)
+    F_ref_env = rfft(ref_env, axis=-1)
+    ref_env_norm = xp.sqrt(xp.sum(ref_env * ref_env, axis=(-2, -1)))  # (k,)
     rho = np.ones((m, k))
     tau = np.zeros((m, k))
     perms = [np.arange(k)]
     signs = [np.ones(k)]
-    if warps != "none":
-        # one plan for every subject: source j of the subject warped by every grid point g,
-        # its gather rows redirected from the (j, g) copy to source j itself
-        plan = WarpPlan(from_numpy(np.broadcast_to(gd, (k, n_grid)).copy(), Z),
-                        from_numpy(np.broadcast_to(gs, (k, n_grid)).copy(), Z), n, onset=onset)
-        plan.idx0 = (plan.idx0 // (n_grid * n)) * n + plan.idx0 % n
-        plan.idx1 = (plan.idx1 // (n_grid * n)) * n + plan.idx1 % n
+    bar = _progress(m - 1, "warp search (init)", verbose)
     for i in range(1, m):
-        Si = S[i, ...]
-        if warps == "none":
-            Y = Si[:, None, :]
-        else:
-            Y = xp.reshape(plan.apply(xp.reshape(Si, (k, n, n_concat)))[0],
-                           (k, n_grid, total))
-        cross = xp.reshape(xp.reshape(Y, (-1, total)) @ S0.T, (k, Y.shape[1], k)) / total
-        y_sq = xp.mean(Y * Y, axis=-1)  # (k, G)
-        score = to_numpy(y_sq[:, :, None] + S0_sq[None, None, :] - 2.0 * xp.abs(cross))
-        best_g = np.argmin(score, axis=1)  # (k_i, k_0)
-        best = np.take_along_axis(score, best_g[:, None, :], axis=1)[:, 0, :]
-        rows, cols = linear_sum_assignment(best)
+        Si = S[i, ...]  # (k, n, E)
+        # stage 1: envelopes, every pair, coarse dilations, every lag
+        env = _dilated(_env_minor(Si, width), np.broadcast_to(coarse, (k, D)), onset)
+        env_norm = xp.sqrt(xp.sum(env * env, axis=(-2, -1)))  # (k, D)
+        corr = _xcorr(rfft(xp.reshape(env, (k * D, n_concat, n)), axis=-1), F_ref_env, n)
+        corr = xp.reshape(corr, (k, D, k, n)) * mask
+        corr = corr / (env_norm[:, :, None, None] * ref_env_norm[None, None, :, None])
+        corr = xp.reshape(xp.permute_dims(corr, (0, 2, 1, 3)), (k, k, D * n))
+        best = to_numpy(xp.max(corr, axis=-1))  # (k_i, k_0)
+        rows, cols = linear_sum_assignment(-best)
         order = np.empty(k, dtype=np.int64)
         order[cols] = rows  # subject i's source feeding subject 0's source cols
-        g_sel = best_g[order, np.arange(k)]
-        cross_np = to_numpy(cross)
-        sign = np.sign(cross_np[order, g_sel, np.arange(k)])
+        # the n_candidates best envelope peaks of each matched pair (each one suppresses the
+        # peaks within two coarse steps and one envelope width), refined on the signals
+        pair = to_numpy(corr)[order, np.arange(k)].reshape(k, D, n)
+        cand_r, cand_s = _peaks(pair, coarse, lags, n_candidates, width)  # (k, C) each
+        # stage 2: signals of the matched pairs, fine dilations around each candidate
+        r2 = (cand_r[:, :, None] * np.exp(fine_offsets)[None, None, :]).reshape(k, -1)
+        D2 = r2.shape[1]
+        s_of = np.repeat(cand_s, fine_offsets.shape[0], axis=1)  # (k, D2)
+        Y = _dilated(_take_rows(Si, order), r2, onset)  # (k, D2, E, n)
+        y_norm = xp.sqrt(xp.sum(Y * Y, axis=(-2, -1)))  # (k, D2)
+        FY = rfft(Y, axis=-1)
+        C = irfft(xp.sum(xp.conj(FY) * F_ref[:, None, ...], axis=2), n=n, axis=-1)  # (k, D2, n)
+        C = C / y_norm[:, :, None]
+        near = ((np.abs(lags[None, None, :] - s_of[:, :, None]) <= width)
+                & (np.abs(lags) <= max_lag))
+        Cn = to_numpy(xp.reshape(C, (k, D2 * n))) * near.reshape(k, D2 * n)
+        g2 = np.argmax(np.abs(Cn), axis=1)
+        sign = np.sign(Cn[np.arange(k), g2])
         sign[sign == 0] = 1.0
+        rho[i] = r2[np.arange(k), g2 // n]
+        tau[i] = lags[g2 % n] * rho[i] / n
         perms.append(order)
         signs.append(sign)
-        rho[i] = gd[g_sel]
-        tau[i] = gs[g_sel]
+        bar.update(1)
+    bar.close()
     idx = from_numpy(np.concatenate([p + i * k for i, p in enumerate(perms)]).astype(np.int64), Z)
     idx = xp.astype(idx, xp.int64)
     Wf = xp.reshape(xp.take(xp.reshape(W, (m * k, k)), idx, axis=0), (m, k, k))
     Wf = Wf * from_numpy(np.stack(signs)[:, :, None], Z)
     return Wf, rho, tau
+
+
+def _peaks(corr, coarse, lags, n_candidates, width):
+    """Positions of the ``n_candidates`` highest peaks of each map of ``corr`` (k, D, n).
+
+    After each peak, the entries within two grid steps of its dilation and one ``width`` of its
+    lag are suppressed. Returns the dilations and lags (k, n_candidates).
+    """
+    k, D, n = corr.shape
+    c = corr.copy()
+    cand_r = np.empty((k, n_candidates))
+    cand_s = np.empty((k, n_candidates), dtype=np.int64)
+    d_idx = np.arange(D)[:, None]
+    for q in range(n_candidates):
+        flat = np.argmax(c.reshape(k, -1), axis=1)
+        g, t = flat // n, flat % n
+        cand_r[:, q] = coarse[g]
+        cand_s[:, q] = lags[t]
+        for j in range(k):
+            dl = np.abs(lags - lags[t[j]])
+            dl = np.minimum(dl, n - dl)
+            c[j][(np.abs(d_idx - g[j]) <= 2) & (dl[None, :] <= width)] = -np.inf
+    return cand_r, cand_s
+
+
+def _env_minor(S4, width):
+    """Envelope of epoch-minor signals (k, n, E), returned epoch-minor."""
+    xp = get_namespace(S4)
+    env = _envelope(xp.permute_dims(S4, (0, 2, 1)), width)  # (k, E, n)
+    return xp.permute_dims(env, (0, 2, 1))
+
+
+def _take_rows(S4, order):
+    xp = get_namespace(S4)
+    idx = xp.astype(from_numpy(order.astype(np.int64), S4), xp.int64)
+    return xp.take(S4, idx, axis=0)
+
+
+def _align_unwarped(W, Z):
+    """MVICA: order and signs of each subject's sources matched to subject 0 by correlation."""
+    xp = get_namespace(W, Z)
+    m, k, total = Z.shape
+    S = W @ Z
+    S0 = S[0, ...]
+    perms = [np.arange(k)]
+    signs = [np.ones(k)]
+    for i in range(1, m):
+        cross = to_numpy(S[i, ...] @ S0.T) / total  # (k_i, k_0)
+        rows, cols = linear_sum_assignment(-np.abs(cross))
+        order = np.empty(k, dtype=np.int64)
+        order[cols] = rows
+        sign = np.sign(cross[order, np.arange(k)])
+        sign[sign == 0] = 1.0
+        perms.append(order)
+        signs.append(sign)
+    idx = from_numpy(np.concatenate([p + i * k for i, p in enumerate(perms)]).astype(np.int64), Z)
+    idx = xp.astype(idx, xp.int64)
+    Wf = xp.reshape(xp.take(xp.reshape(W, (m * k, k)), idx, axis=0), (m, k, k))
+    Wf = Wf * from_numpy(np.stack(signs)[:, :, None], Z)
+    return Wf, np.ones((m, k)), np.zeros((m, k))
+
+
+def centre_warps(rho, tau):
+    """Exact change of gauge of unwarping parameters: forward mean dilation 1, mean delay 0.
+
+    Warps are identifiable only up to one warp common to all subjects per source: composing
+    every subject's unwarping ``S(r (t - onset) + onset - d n)`` with the same affine time map
+    leaves the model unchanged. In forward parameters (``rho = 1 / r``, ``tau = -d / r``) the
+    map ``rho -> rho / c``, ``tau -> (tau - e) / c`` with ``c`` the mean dilation and ``e`` the
+    mean delay of each source is such a composition; subtracting means from ``r`` and ``d``
+    directly is not (it changes the warps of subjects relative to each other, by tens of samples
+    when dilations reach 1.25).
+
+    Parameters
+    ----------
+    rho, tau : ndarray, shape (m, k)
+        Unwarping dilations and shifts (host arrays).
+
+    Returns
+    -------
+    rho, tau : ndarray, shape (m, k)
+    """
+    dil = 1.0 / rho
+    shi = -tau / rho
+    c = dil.mean(axis=0)
+    dil = dil / c
+    shi = (shi - shi.mean(axis=0)) / c
+    return 1.0 / dil, -shi / dil
 
 
 def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, onset=0,
@@ -267,6 +469,7 @@ def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, 
     smoothing : int, default=1
         Length of the moving average applied to the unwarped sources in the loss.
     verbose : bool
+        Show a progress bar over iterations (tqdm) and print the solver's summary.
 
     Returns
     -------
@@ -349,7 +552,7 @@ def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, 
         bounds += [(0.0, 0.0)] * (m * k)
     x0 = np.clip(x0, [b[0] for b in bounds], [b[1] for b in bounds])
     history = []
-    res = _lbfgsb(fun, x0, bounds, max_iter, tol, history, "multi-view ICA")
+    res = _lbfgsb(fun, x0, bounds, max_iter, tol, history, "multi-view ICA", verbose)
     if verbose:
         print(f"L-BFGS-B: {res.nit} iterations, {res.nfev} evaluations, loss {res.fun:.6g}")
     W, r, d = unpack(res.x)

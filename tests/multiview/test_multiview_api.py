@@ -254,3 +254,16 @@ def test_warp_rejects_sources_not_matching_the_warps():
         warp(S, rho, tau, onset=40)
     with pytest.raises(ValueError, match="S must be a 3-D"):
         warp(S[0], rho, tau)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_verbose_shows_progress_bars_and_silent_by_default(small, capsys):
+    est = _make(MVICAD2, max_iter=5)
+    est.fit(small.X)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    est.set_params(verbose=True).fit(small.X)
+    err = capsys.readouterr().err
+    for bar in ("single-subject ICA (init)", "warp search (init)", "multi-view ICA"):
+        assert bar in err
+    assert f"{est.n_iter_}/5" in err

@@ -259,3 +259,69 @@ def test_models_agree_without_warps():
         assert np.abs(e.dilations_ - 1).max() < 1e-2
         assert np.abs(e.shifts_).max() < 3e-3
         assert amari_distance(e.components_, ests[0].mixings_) < 5e-3
+
+
+def test_centre_warps_is_a_change_of_gauge():
+    """Centring composes every subject's unwarping with one affine time map per source:
+    ``r' = a r`` and ``d' = d + b r`` with (a, b) common to all subjects (derived from
+    ``U_{r,d} s (t) = s(r (t - onset) + onset - d n)``), and the forward mean warp is the
+    identity afterwards; plain subtraction of means is not such a map."""
+    from sciml_toolbox.multiview._solver import centre_warps
+
+    rng = np.random.default_rng(3)
+    r = np.exp(rng.uniform(-0.45, 0.45, (7, 4)))
+    d = rng.uniform(-0.2, 0.2, (7, 4))
+    r2, d2 = centre_warps(r, d)
+    a = r2 / r
+    b = (d2 - d) / r
+    np.testing.assert_allclose(a, np.broadcast_to(a[0], a.shape), rtol=1e-12)
+    np.testing.assert_allclose(b, np.broadcast_to(b[0], b.shape), atol=1e-12)
+    np.testing.assert_allclose(np.mean(1.0 / r2, axis=0), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.mean(-d2 / r2, axis=0), 0.0, atol=1e-12)
+    naive = r - r.mean(axis=0) + 1.0
+    assert np.ptp(naive / r, axis=0).max() > 1e-2
+
+
+def _bursts(n, n_concat, k, onset, seed):
+    """k sources of Gabor bursts after ``onset`` in each of ``n_concat`` epochs."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    S = np.zeros((k, n_concat * n))
+    for j in range(k):
+        for e in range(n_concat):
+            for _ in range(3):
+                c = rng.uniform(onset + 0.15 * (n - onset), onset + 0.75 * (n - onset))
+                w = rng.uniform(0.02, 0.05) * n
+                S[j, e * n:(e + 1) * n] += (rng.choice([-1, 1]) * np.exp(-0.5 * ((t - c) / w) ** 2)
+                                            * np.cos(2 * np.pi * (t - c) / rng.uniform(15, 60)))
+    return S / S.std(axis=1, keepdims=True)
+
+
+def test_align_sources_recovers_large_relative_warps():
+    """Subjects made by warping subject 0's sources with known forward warps (dilations up to
+    1.25 relative to subject 0, delays up to 15% of the epoch, shuffled and sign-flipped rows):
+    the initial search must return the matching rows and the inverse warps, ``r = 1 / rho`` and
+    ``d = -tau / rho``: the unwarped time ``r (t - onset) - d n`` within a couple of samples of
+    the truth where the bursts are (a dilation error is partly traded for a delay there)."""
+    from sciml_toolbox.multiview._solver import align_sources
+
+    n, E, k, m, onset = 400, 3, 3, 4, 100
+    S = _bursts(n, E, k, onset, seed=1)
+    rng = np.random.default_rng(2)
+    rho = np.exp(rng.uniform(-np.log(1.25), np.log(1.25), (m, k)))
+    tau = rng.uniform(-0.15, 0.15, (m, k))
+    rho[0], tau[0] = 1.0, 0.0
+    Y = warp(np.broadcast_to(S, (m, k, E * n)).copy(), rho, tau, n_concat=E, onset=onset)
+    perms = [np.arange(k)] + [rng.permutation(k) for _ in range(m - 1)]
+    signs = rng.choice([-1.0, 1.0], (m, k))
+    signs[0] = 1.0
+    W = np.stack([np.diag(signs[i])[perms[i]] for i in range(m)])  # W_i Y_i reorders rows
+    Z = np.stack([W[i].T @ Y[i] for i in range(m)])  # so that W_i Z_i = Y_i
+    Wshuf = np.stack([W[0]] + [W[i][rng.permutation(k)] for i in range(1, m)])
+    Wf, r, d = align_sources(Wshuf, Z, warps="both", max_dilation=1.12, max_shift=0.08,
+                             n_concat=E, onset=onset)
+    for i in range(m):
+        np.testing.assert_allclose(np.abs(Wf[i] @ Z[i] - Y[i]).max(), 0.0, atol=1e-12)
+    t = np.linspace(0.1, 0.8, 8) * (n - onset)  # t - onset over the bursts
+    shift = (r - 1.0 / rho)[..., None] * t - (d + tau / rho)[..., None] * n
+    assert np.abs(shift).max() < 2.0
