@@ -130,3 +130,12 @@ def test_import_is_lazy():
 
     with pytest.raises(AttributeError):
         sciml_toolbox.no_such_subpackage  # noqa: B018
+
+
+@pytest.mark.parametrize("command", [["demo", "--only", "backends"], ["bench", "bilevel"]])
+def test_bad_thread_count_is_refused_up_front(command, tmp_path, capsys):
+    out = tmp_path / "out"
+    extra = ["--out", str(out)] if command[0] == "demo" else []
+    assert cli.main([*command, "--threads", "0", *extra]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    assert not out.exists()
