@@ -157,6 +157,9 @@ def check_call(call, name, must_raise, *, inputs=(), result_check=assert_finite_
     except ERRORS as exc:
         assert names(str(exc), name), (
             f"the error does not name {name!r}: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # an obscure error (AttributeError, IndexError, LinAlgError...)
+        raise AssertionError(f"obscure error for bad {name!r}: {type(exc).__name__}: {exc}") \
+            from exc
     else:
         assert not must_raise, f"bad {name} accepted silently (returned {type(out).__name__})"
         result_check(out)
@@ -182,7 +185,7 @@ class Probe:
         convert to float.
     xfail : dict, optional
         ``{arg: {label: reason}}``: known failures, reported and left to the owner of the code
-        (strict: the case fails once fixed, to remove the mark).
+        (strict: :meth:`run_variants` fails once such a case is fixed, to remove the entry).
     **good
         Keyword arguments of a call that works; NumPy arrays among them are probed.
     """
@@ -203,26 +206,36 @@ class Probe:
         check_call(lambda: self.fn(**kw), self.name.get(arg, arg), must_raise,
                    inputs=list(kw.values()))
 
+    def run_variants(self, arg, variants=ALL_VARIANTS):
+        """Every bad variant of ``arg`` (see :func:`bad_arrays`), failing once with the list of
+        the variants that misbehave; a variant marked in ``xfail`` must still fail."""
+        problems = []
+        for label, bad, must in bad_arrays(self.good[arg], skip=self.skip.get(arg, ())):
+            if label not in variants:
+                continue
+            must = must and label not in self.allow.get(arg, ())
+            reason = self.xfail.get(arg, {}).get(label)
+            try:
+                self.run(arg, bad, must)
+            except AssertionError as exc:
+                if not reason:
+                    problems.append(f"{label}: {exc}".splitlines()[0])
+            else:
+                if reason:
+                    problems.append(f"{label}: known failure fixed, remove the xfail ({reason})")
+        assert not problems, f"{arg}:\n  " + "\n  ".join(problems)
+
     def run_good(self):
         """The good call itself: a finite result and unchanged inputs."""
         kw = dict(self.good)
         check_call(lambda: self.fn(**kw), "", False, inputs=list(kw.values()))
 
 
-def array_cases(spec, *, variants=ALL_VARIANTS):
-    """Expand ``{case_id: Probe}`` into pytest params ``(probe, arg, bad, must_raise)``."""
-    params = []
-    for case_id, probe in spec.items():
-        for arg, good in probe.arrays().items():
-            for label, bad, must in bad_arrays(good, skip=probe.skip.get(arg, ())):
-                if label not in variants:
-                    continue
-                must = must and label not in probe.allow.get(arg, ())
-                reason = probe.xfail.get(arg, {}).get(label)
-                marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-                params.append(pytest.param(probe, arg, bad, must, marks=marks,
-                                           id=f"{case_id}-{arg}-{label}"))
-    return params
+def array_cases(spec):
+    """Expand ``{case_id: Probe}`` into pytest params ``(probe, arg)``, one per array argument;
+    :meth:`Probe.run_variants` then tries every bad variant of that argument."""
+    return [pytest.param(probe, arg, id=f"{case_id}-{arg}")
+            for case_id, probe in spec.items() for arg in probe.arrays()]
 
 
 def good_cases(spec):
