@@ -272,6 +272,7 @@ def test_numpy_in_numpy_out_and_torch_in_torch_out(name):
         assert isinstance(est_t.predict_proba(torch.as_tensor(X)), torch.Tensor)
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # e.g. a feature-name mismatch
 @pytest.mark.parametrize("name", sorted(ESTIMATORS_2D))
 def test_pandas_in(name):
     """DataFrames (and a Series target) are accepted where scikit-learn accepts them, and

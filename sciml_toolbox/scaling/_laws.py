@@ -193,7 +193,7 @@ class ScalingLaw(RegressorMixin, Estimator):
 
     def _check_X(self, X, reset=False):
         """``X`` through the estimator data path, then as float64 NumPy with the law's columns
-        (``reset``: record ``n_features_in_``, as in ``fit``)."""
+        (``reset``: as in :meth:`Estimator._validate_X`; ``True`` in ``fit``)."""
         X = np.asarray(to_numpy(self._validate_X(X, reset=reset)), dtype=float)
         if self._n_columns and X.shape[1] not in self._n_columns:
             want = " or ".join(str(c) for c in self._n_columns)
@@ -375,7 +375,7 @@ class ScalingLaw(RegressorMixin, Estimator):
         """
         self._check_fitted()
         X_in = self._validate_X(X, reset=False)
-        Xn = self._check_X(X_in)
+        Xn = self._check_X(X_in, None)  # features compared above
         logp, _ = self._log_predict(self.theta_[None, :], self._features(Xn))
         return self._to_input_namespace(np.exp(logp[0]), X_in)
 
