@@ -334,8 +334,12 @@ class MVICA(MNEICAMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Esti
         with :math:`y_i = W_i z_i` brought to the shared time axis by the fitted warps (the
         logcosh density :math:`1/(\pi\cosh s)` is normalised; the warp penalty and the
         ``smoothing`` of the fit are left out). Higher is better: ``GridSearchCV`` can tune
-        ``noise``, ``max_shift``, ... with it. The PCA reduction is fixed by the fit, so scores
-        of models with different ``n_components`` describe different reduced data.
+        ``noise``, ``max_shift``, ... with it. scikit-learn's splitters index the first axis of
+        ``X``, the subjects, and a fitted model scores only its own subjects: give
+        ``GridSearchCV`` explicit folds, e.g. ``cv=[(np.arange(m), np.arange(m))]`` to score
+        on the training data, or score held-out samples (other trials) yourself. The PCA
+        reduction is fixed by the fit, so scores of models with different ``n_components``
+        describe different reduced data.
 
         Parameters
         ----------
