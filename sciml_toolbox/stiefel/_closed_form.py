@@ -40,11 +40,11 @@ class CCAClosedForm(NamedTuple):
     covariances: tuple
 
 
-def _inv_sqrt(S):
+def _inv_sqrt(S, name="a view"):
     w, V = sl.eigh(S)
     if w[0] <= w[-1] * S.shape[0] * np.finfo(float).eps:
-        raise ValueError("the covariance of a view is singular (a view has dependent "
-                         "features): pass reg > 0")
+        raise ValueError(f"the covariance of {name} is singular ({name} has dependent or "
+                         "constant features): pass reg > 0")
     return (V / np.sqrt(w)) @ V.T
 
 
@@ -89,7 +89,7 @@ def cca_closed_form(X, Y, n_components=None, *, reg=0.0):
     Sxx = Xc.T @ Xc / n + reg * np.eye(X.shape[1])
     Syy = Yc.T @ Yc / n + reg * np.eye(Y.shape[1])
     Sxy = Xc.T @ Yc / n
-    Kx, Ky = _inv_sqrt(Sxx), _inv_sqrt(Syy)
+    Kx, Ky = _inv_sqrt(Sxx, "X"), _inv_sqrt(Syy, "Y")
     U, s, Vt = np.linalg.svd(Kx @ Sxy @ Ky)
     return CCAClosedForm(s[:k], Kx @ U[:, :k], Ky @ Vt[:k].T, (Sxx, Syy, Sxy))
 
@@ -114,13 +114,25 @@ def cca_subspace_correlation(Wx, Wy, covariances):
     -------
     total : float
     """
-    Sxx, Syy, Sxy = (np.asarray(S, dtype=float) for S in covariances)
+    if not isinstance(covariances, (tuple, list)) or len(covariances) != 3:
+        raise ValueError("covariances must be the tuple (Sxx, Syy, Sxy) of "
+                         "CCAClosedForm.covariances")
+    Sxx, Syy, Sxy = (np.asarray(check_array(S, f"covariances[{i}]"), dtype=float)
+                     for i, S in enumerate(covariances))
+    if Sxx.shape[0] != Sxx.shape[1] or Syy.shape[0] != Syy.shape[1] or (
+            Sxy.shape != (Sxx.shape[0], Syy.shape[0])):
+        raise ValueError(f"covariances must have shapes (dx, dx), (dy, dy), (dx, dy), got "
+                         f"{Sxx.shape}, {Syy.shape}, {Sxy.shape}")
     Wx = np.asarray(check_array(Wx, "Wx"), dtype=float)
     Wy = np.asarray(check_array(Wy, "Wy"), dtype=float)
     if Wx.shape[0] != Sxx.shape[0] or Wy.shape[0] != Syy.shape[0]:
         raise ValueError(f"Wx and Wy must have {Sxx.shape[0]} and {Syy.shape[0]} rows (the "
                          f"covariances), got {Wx.shape[0]} and {Wy.shape[0]}")
-    Lx = np.linalg.cholesky(Wx.T @ Sxx @ Wx)
-    Ly = np.linalg.cholesky(Wy.T @ Syy @ Wy)
+    try:
+        Lx = np.linalg.cholesky(Wx.T @ Sxx @ Wx)
+        Ly = np.linalg.cholesky(Wy.T @ Syy @ Wy)
+    except np.linalg.LinAlgError as exc:
+        raise ValueError("Wx and Wy must have full column rank in the metrics Sxx and Syy "
+                         "(Wx.T @ Sxx @ Wx and Wy.T @ Syy @ Wy positive definite)") from exc
     M = np.linalg.solve(Lx, np.linalg.solve(Ly, (Wx.T @ Sxy @ Wy).T).T)
     return float(np.sum(np.linalg.svd(M, compute_uv=False)))

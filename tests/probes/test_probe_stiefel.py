@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from sciml_toolbox.stiefel import (
+    CCAClosedForm,
     LandingCCA,
     LandingICA,
+    cca_closed_form,
+    cca_subspace_correlation,
     cholesky_retraction,
     generalized_eigh,
     landing_direction,
@@ -29,7 +32,7 @@ PROBED = {"sciml_toolbox.stiefel": {
     "LandingCCA", "LandingICA", "generalized_eigh", "make_cca_data", "make_gevp_pencil",
     "landing_direction", "landing_step", "normal_direction", "penalty", "plam_direction",
     "relative_gradient", "riemannian_gradient", "safe_step_size", "cholesky_retraction",
-    "polar_retraction"}}
+    "polar_retraction", "CCAClosedForm", "cca_closed_form", "cca_subspace_correlation"}}
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -46,6 +49,7 @@ D = _rng.standard_normal((N, P))
 XD, YD = _rng.standard_normal((40, 3)), _rng.standard_normal((40, 3))
 XI = _rng.laplace(size=(60, 2))
 
+CF = cca_closed_form(XD, YD, 2)
 _FITTED = {}
 
 
@@ -92,6 +96,10 @@ SPEC = {
     "cholesky_retraction": Probe(cholesky_retraction, Y=X, BY=BX),
     "polar_retraction": Probe(polar_retraction, Y=X, BY=BX),
     "generalized_eigh": Probe(_gevp, A=A, B=B),
+    "cca_closed_form": Probe(lambda X, Y: cca_closed_form(X, Y, 2), X=XD, Y=YD),
+    "cca_subspace_correlation": Probe(
+        lambda Wx, Wy: cca_subspace_correlation(Wx, Wy, CF.covariances), Wx=CF.weights_x,
+        Wy=CF.weights_y),
     "LandingCCA.fit": Probe(_cca_fit, X=XD, Y=YD, allow=_OBJ2),
     "LandingCCA.transform": Probe(lambda X, Y: _fitted("cca").transform(X, Y), X=XD, Y=YD,
                                   skip={"Y": ("none",)},  # transform(X) alone is allowed
@@ -151,6 +159,19 @@ def test_bad_array(probe, arg):
     (lambda: make_gevp_pencil(0), "n_features"),
     (lambda: make_gevp_pencil(5, cond_A=0.5), "cond_A"),
     (lambda: make_gevp_pencil(5, cond_A=np.inf), "cond_A"),
+    (lambda: cca_closed_form(XD, YD[:-1]), "Y"),
+    (lambda: cca_closed_form(XD, YD, 4), "n_components"),
+    (lambda: cca_closed_form(XD, YD, reg=-1.0), "reg"),
+    (lambda: cca_closed_form(np.ones((40, 3)), YD), "X"),
+    (lambda: cca_subspace_correlation(CF.weights_x[:2], CF.weights_y, CF.covariances), "Wx"),
+    (lambda: cca_subspace_correlation(np.zeros((3, 2)), CF.weights_y, CF.covariances), "Wx"),
+    (lambda: cca_subspace_correlation(CF.weights_x, CF.weights_y, CF.covariances[:2]),
+     "covariances"),
+    (lambda: cca_subspace_correlation(CF.weights_x, CF.weights_y,
+                                      (np.full((3, 3), np.nan),) + CF.covariances[1:]),
+     "covariances"),
+    (lambda: cca_subspace_correlation(CF.weights_x, CF.weights_y,
+                                      (np.eye(2),) + CF.covariances[1:]), "covariances"),
     (lambda: LandingCCA().fit(XD, YD[:-1]), "Y"),
     (lambda: LandingCCA(n_components=4).fit(XD, YD), "n_components"),
     (lambda: LandingCCA(batch_size=0).fit(XD, YD), "batch_size"),
@@ -169,3 +190,12 @@ def test_one_sample_input():
     # one sample cannot estimate a covariance: a clear error, not a NaN
     expect_error(lambda: LandingICA().fit(XI[:1]), "X")
     expect_error(lambda: LandingCCA(n_components=1).fit(XD[:1], YD[:1]), "X")
+
+
+def test_cca_closed_form_result():
+    # a NamedTuple whose weights whiten both views and diagonalise the cross-covariance
+    assert isinstance(CF, CCAClosedForm)
+    Sxx, Syy, Sxy = CF.covariances
+    np.testing.assert_allclose(CF.weights_x.T @ Sxx @ CF.weights_x, np.eye(2), atol=1e-10)
+    np.testing.assert_allclose(CF.weights_x.T @ Sxy @ CF.weights_y, np.diag(CF.correlations),
+                               atol=1e-10)

@@ -8,7 +8,7 @@ import pytest
 import sciml_toolbox
 
 PROBED = {"sciml_toolbox": {"__version__", "multiview", "stiefel", "bilevel", "dynamics",
-                            "scaling", "nn", "datasets"}}
+                            "scaling", "nn", "datasets", "array_api"}}
 
 
 def test_version_is_a_pep440_string():
