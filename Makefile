@@ -80,14 +80,15 @@ test-all: $(VENV)/.test-installed lint doc-quick
 # Lowest versions: every `name>=X` of the core dependencies is installed as `name==X`
 # (read from pyproject.toml by .ci/lowest_requirements.py), then torch and the test tools.
 test-min:
+	rm -rf $(VENV_MIN)
 	$(PYTHON) -m venv $(VENV_MIN)
 	$(VENV_MIN)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
 	$(VENV_MIN)/bin/python -m pip install $(PIP_FLAGS) $(TORCH_INDEX) "$(TORCH_SPEC)"
 	$(PYTHON) .ci/lowest_requirements.py pyproject.toml > $(VENV_MIN)/lowest.txt
 	$(VENV_MIN)/bin/python -m pip install $(PIP_FLAGS) -r $(VENV_MIN)/lowest.txt
 	$(VENV_MIN)/bin/python -m pip install $(PIP_FLAGS) --no-deps -e .
-	$(VENV_MIN)/bin/python -m pip install $(PIP_FLAGS) pytest pytest-xdist hypothesis \
-	  array-api-strict pandas
+	$(VENV_MIN)/bin/python -m pip install $(PIP_FLAGS) -c $(VENV_MIN)/lowest.txt pytest \
+	  pytest-xdist hypothesis array-api-strict pandas
 	$(VENV_MIN)/bin/python -m pip list 2>/dev/null | grep -iE "^(numpy|scipy|scikit-learn|array.api.compat|matplotlib|tqdm|torch) "
 	$(VENV_MIN)/bin/pytest -n $(WORKERS) -m "not slow" -p no:cacheprovider $(MIN_TESTS)
 
