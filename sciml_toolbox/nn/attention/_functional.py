@@ -176,6 +176,10 @@ def sigmoid_attention(q, k, v, bias=None, *, scale=None, is_causal=False, alibi_
     Sec. 3). The Triton backward pass recomputes ``P`` from ``Q`` and ``K`` and needs neither
     the output nor a log-sum-exp.
 
+    NaN or infinite entries of ``q``, ``k`` or ``v`` are not checked (as in
+    :func:`torch.nn.functional.scaled_dot_product_attention`: a check would synchronise the
+    device at every call); they propagate to the rows of the output they touch.
+
     Examples
     --------
     >>> import torch

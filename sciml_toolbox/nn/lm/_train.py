@@ -454,7 +454,9 @@ def train(model, corpus, mixture, steps, *, optimizer="adamw", lr=1e-3, weight_d
     mixture : array_like of shape (n_domains,), or callable
         Fixed domain weights on the simplex, or ``mixture(step) -> weights`` (a schedule or an
         online method). A mixture object that also has :class:`Callback` methods is registered
-        as a hook, and its ``state_dict`` is checkpointed.
+        as a hook, and its ``state_dict`` is checkpointed. One that builds its own batches and
+        loss (a ``train_kwargs(batch_size)`` method, as :class:`~sciml_toolbox.nn.mixing.DGA`)
+        is wired in when neither ``batch_fn`` nor ``loss_fn`` is given.
     steps : int
         Total number of optimizer steps.
     optimizer : {'adamw', 'adam', 'sgd'}, Optimizer or callable, default='adamw'
@@ -491,7 +493,9 @@ def train(model, corpus, mixture, steps, *, optimizer="adamw", lr=1e-3, weight_d
     checkpoint_every : int, optional
         Default: only at the end (when ``checkpoint_path`` is set).
     resume : bool, default=False
-        Load ``checkpoint_path`` if it exists and continue.
+        Load ``checkpoint_path`` if it exists and continue. A file that is not a checkpoint of
+        this function (empty, truncated, another format), or one written for a corpus with
+        other domains or for another model or optimizer, raises ``ValueError`` naming it.
     device : str or torch.device, default='cpu'
     seed : int, default=0
         Seed of torch's generator (dropout) at the start of training.
