@@ -21,8 +21,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from sciml_toolbox.nn.lm import DomainCorpus, TinyLM, TinyLMConfig, evaluate, train
-from sciml_toolbox.nn.soup import DomainHistogramSampler, SoupOfExperts, train_soup
+from sciml_toolbox.nn.lm import DomainCorpus, TinyLM, TinyLMConfig, train
+from sciml_toolbox.nn.soup import (
+    DomainHistogramSampler,
+    SoupOfExperts,
+    specialist_losses,
+    train_soup,
+)
 from sciml_toolbox.utils import set_threads
 
 set_threads(1)  # small problems: one thread for BLAS and torch
@@ -49,18 +54,14 @@ print(f"deployed size: {soup.base_num_parameters():,} parameters; "
 # %%
 # Specialist losses on held-out mixtures
 # --------------------------------------
-# For a mixture ``h`` the specialist loss is ``sum_i h_i L_i``. The soup is instantiated at
-# each ``h``; the generic model is the same for every ``h``.
+# For a mixture ``h`` the specialist loss is ``sum_i h_i L_i``:
+# :func:`~sciml_toolbox.nn.soup.specialist_losses` instantiates the soup at each ``h``; the
+# generic model is the same for every ``h``. The entropy rates of the domains give the floor.
 corpus = make_corpus()
 floor = np.array([s.entropy_rate() for s in corpus.sources])
-generic_losses = np.array(list(evaluate(generic, corpus, max_windows=32).values()))
 mixtures = np.concatenate([np.eye(k), np.random.default_rng(0).dirichlet(np.ones(k), 4)])
-soup_loss, generic_loss = [], []
-for h in mixtures:
-    specialist = soup.instantiate(h)
-    losses = np.array(list(evaluate(specialist, corpus, max_windows=32).values()))
-    soup_loss.append(h @ (losses - floor))
-    generic_loss.append(h @ (generic_losses - floor))
+soup_loss = specialist_losses(soup, corpus, mixtures) - mixtures @ floor
+generic_loss = specialist_losses(generic, corpus, mixtures) - mixtures @ floor
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 x = np.arange(len(mixtures))

@@ -19,8 +19,13 @@ def demo(out_dir, device="cpu"):
     import matplotlib.pyplot as plt
     import torch
 
-    from sciml_toolbox.nn.lm import DomainCorpus, TinyLM, TinyLMConfig, evaluate, train
-    from sciml_toolbox.nn.soup import DomainHistogramSampler, SoupOfExperts, train_soup
+    from sciml_toolbox.nn.lm import DomainCorpus, TinyLM, TinyLMConfig, train
+    from sciml_toolbox.nn.soup import (
+        DomainHistogramSampler,
+        SoupOfExperts,
+        specialist_losses,
+        train_soup,
+    )
 
     k, steps = 4, 120
     cfg = TinyLMConfig(d_model=48, n_layers=1, n_heads=2, max_seq_len=32)
@@ -37,18 +42,15 @@ def demo(out_dir, device="cpu"):
 
     c = corpus()
     entropy = np.array([s.entropy_rate() for s in c.sources])
-    gen = np.array(list(evaluate(generic, c, max_windows=32).values()))
     hs = np.concatenate([np.eye(k), np.random.default_rng(0).dirichlet(np.ones(k), 6)])
-    soup_l, gen_l, floor, t_inst = [], [], [], []
+    soup_l = specialist_losses(soup, c, hs)
+    gen_l = specialist_losses(generic, c, hs)
+    floor = hs @ entropy
+    t_inst = []
     for h in hs:
         t0 = time.perf_counter()
-        model = soup.instantiate(h)
+        soup.instantiate(h)
         t_inst.append(1e3 * (time.perf_counter() - t0))
-        loss = np.array(list(evaluate(model, c, max_windows=32).values()))
-        soup_l.append(h @ loss)
-        gen_l.append(h @ gen)
-        floor.append(h @ entropy)
-    soup_l, gen_l, floor = map(np.asarray, (soup_l, gen_l, floor))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     x = np.arange(len(hs))
