@@ -40,6 +40,9 @@ def amari_distance(W, A):
         )
     xp = get_namespace(W, A)
     M = (W @ A) ** 2
+    if not (bool(xp.all(xp.max(M, axis=-1) > 0)) and bool(xp.all(xp.max(M, axis=-2) > 0))):
+        raise ValueError("W @ A has a zero row or column (W or A is rank-deficient): the Amari "
+                         "distance is not defined")
     k = M.shape[-1]
     rows = xp.sum(xp.sum(M, axis=-1) / xp.max(M, axis=-1) - 1.0, axis=-1)
     cols = xp.sum(xp.sum(M, axis=-2) / xp.max(M, axis=-2) - 1.0, axis=-1)

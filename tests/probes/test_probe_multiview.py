@@ -107,6 +107,9 @@ def _list_of_views():
     (lambda: _fitted("MVICAD2").inverse_transform(_S[:2]), "X"),
     # one sample / one subject
     (lambda: MVICA().fit(X[:1]), "X"),
+    (lambda: MVICA().fit(X[..., :1]), "X[0]"),
+    (lambda: MVICAD2(grid_size=2).fit(X[..., :2]), "X[0]"),
+    (lambda: amari_distance(np.zeros((P, P)), A), "W"),
     (lambda: MVICAD(n_concat=2).fit(X[..., :3]), "n_concat"),
     # out-of-range hyperparameters
     (lambda: MVICA(n_components=3).fit(X), "n_components"),

@@ -101,6 +101,7 @@ def test_bad_array(probe, arg):
 @pytest.mark.parametrize("call, name", [
     # mismatched shapes and bad values
     (lambda: _law().fit(X, Y[:-1]), "y"),
+    (lambda: _law().fit(X[:1], Y[:1]), "X"),  # one point: too few for five parameters
     (lambda: _law().fit(X[:, :1], Y), "X"),
     (lambda: _law().fit(-X, Y), "N"),
     (lambda: _law().fit(X, -Y), "y"),
