@@ -46,8 +46,6 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import (  # the one private import, see the docstring
-    HasMethods,
-    Hidden,
     Interval,
     StrOptions,
 )
@@ -61,9 +59,8 @@ __all__ = [
     "HISTORY_KEYS",
     "Interval",
     "StrOptions",
-    "HasMethods",
-    "Hidden",
     "expected_failed_checks",
+    "reject_unsupported",
 ]
 
 #: Keys present in the ``history_`` of every iterative estimator (one entry per record):

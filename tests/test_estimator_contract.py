@@ -494,3 +494,20 @@ def test_clone_keeps_parameters_only():
         for key, value in est.get_params().items():
             assert c.get_params()[key] is value or np.array_equal(c.get_params()[key], value), (
                 name, key)
+
+
+def test_one_parameter_validation_path():
+    """Only _base.py imports scikit-learn's private _param_validation; no estimator overrides
+    the _validate_params that check_estimator's check_param_validation exercises."""
+    from pathlib import Path
+
+    import sciml_toolbox
+
+    root = Path(sciml_toolbox.__file__).parent
+    users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                   if "_param_validation" in p.read_text(encoding="utf-8"))
+    assert users == ["_base.py"]
+    for make in ALL.values():
+        cls = type(make())
+        owner = next(k for k in cls.__mro__ if "_validate_params" in vars(k))
+        assert owner.__module__.startswith("sklearn."), cls
