@@ -104,6 +104,9 @@ SPEC = {
     "LandingCCA.transform": Probe(lambda X, Y: _fitted("cca").transform(X, Y), X=XD, Y=YD,
                                   skip={"Y": ("none",)},  # transform(X) alone is allowed
                                   allow=_OBJ2),
+    "LandingCCA.partial_fit": Probe(
+        lambda X, Y: LandingCCA(n_components=1, random_state=0).partial_fit(X, Y).partial_fit(
+            XD, YD).transform(XD, YD), X=XD, Y=YD, allow=_OBJ2),
     "LandingICA.fit": Probe(_ica_fit, X=XI, allow=_OBJ),
     "LandingICA.transform": Probe(lambda X: _fitted("ica").transform(X), X=XI, allow=_OBJ),
     "LandingICA.inverse_transform": Probe(lambda X: _fitted("ica").inverse_transform(X), X=XI,
@@ -199,3 +202,16 @@ def test_cca_closed_form_result():
     np.testing.assert_allclose(CF.weights_x.T @ Sxx @ CF.weights_x, np.eye(2), atol=1e-10)
     np.testing.assert_allclose(CF.weights_x.T @ Sxy @ CF.weights_y, np.diag(CF.correlations),
                                atol=1e-10)
+
+
+def test_torch_inputs_are_checked_like_numpy():
+    # the checks run in the caller's namespace: a NaN in a torch tensor, a torch/NumPy mix
+    torch = pytest.importorskip("torch")
+    Xt, BXt, Gt = (torch.tensor(a) for a in (X, BX, G))
+    bad = Xt.clone()
+    bad[0, 0] = float("nan")
+    expect_error(lambda: landing_direction(bad, Gt, BXt), "X")
+    expect_error(lambda: safe_step_size(Xt, BXt, Gt, torch.tensor(float("inf"))), "curvature")
+    expect_error(lambda: relative_gradient(Xt, G, BXt), "G")  # NumPy G with torch X
+    expect_error(lambda: cholesky_retraction(Xt, BXt[:, :1]), "BY")
+    np.testing.assert_allclose(penalty(Xt, BXt).numpy(), penalty(X, BX))
