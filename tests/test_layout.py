@@ -84,17 +84,11 @@ def test_examples_set_their_threads(path):
     assert "set_threads" in names and "set_threads(1)" in path.read_text(), path.name
 
 
-# a benchmark added in the same change by its owner, not yet on the common parser
-PENDING_COMMON_PARSER = {"bench_scaling.py"}
-
-
 @pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").glob("bench_*.py")),
                          ids=lambda p: p.name)
 def test_benchmarks_parse_arguments_through_common(path):
     """One parser (``_common.parse_args``: --full, --out, --threads) sets every benchmark's
     threads; a script adds only its own flags."""
-    if path.name in PENDING_COMMON_PARSER:
-        pytest.skip("new script being written concurrently; moves to _common.parse_args")
     src = path.read_text()
     assert "ArgumentParser(" not in src, path.name
     assert "parse_args(__doc__" in src, path.name
@@ -104,8 +98,6 @@ def test_benchmarks_parse_arguments_through_common(path):
 @pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").glob("bench_*.py")),
                          ids=lambda p: p.name)
 def test_benchmark_help_shows_the_common_flags(path):
-    if path.name in PENDING_COMMON_PARSER:
-        pytest.skip("new script being written concurrently; moves to _common.parse_args")
     out = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert "--threads" in out.stdout and "--full" in out.stdout
