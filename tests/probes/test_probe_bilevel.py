@@ -203,3 +203,16 @@ def test_constants_and_result_type():
         assert "X" in str(exc)
     else:
         assert np.all(np.isfinite(h))
+
+
+def test_torch_inputs_are_checked_like_numpy():
+    torch = pytest.importorskip("torch")
+    At = torch.tensor(A_SPD)
+    bt = torch.tensor(BVEC)
+    bad = bt.clone()
+    bad[0] = float("nan")
+    expect_error(lambda: conjugate_gradient(lambda v: At @ v, bad), "b")
+    expect_error(lambda: conjugate_gradient(lambda v: At @ v, bt, precond=-torch.ones(3)),
+                 "precond")
+    x, _, _ = conjugate_gradient(lambda v: At @ v, bt)
+    np.testing.assert_allclose(x.numpy(), np.linalg.solve(A_SPD, BVEC), rtol=1e-10)

@@ -133,3 +133,16 @@ def test_one_sample_input():
     # W2 against a Gaussian from one particle: the empirical covariance is 0
     want = np.sqrt(np.sum(x1[0] ** 2) + np.trace(COV))
     assert w2_to_gaussian(x1, MEAN, COV) == pytest.approx(want, rel=1e-10)
+
+
+def test_torch_inputs_are_checked_like_numpy():
+    torch = pytest.importorskip("torch")
+    Xt = torch.tensor(X)
+    bad = Xt.clone()
+    bad[0, 0] = float("inf")
+    expect_error(lambda: attention_velocity(bad, Q, K, V), "X")
+    expect_error(lambda: gaussian_w2(torch.tensor(MEAN), -torch.tensor(COV), torch.tensor(MEAN),
+                                     torch.tensor(COV)), "cov1")
+    expect_error(lambda: empirical_moments(Xt[0]), "X")
+    np.testing.assert_allclose(attention_velocity(Xt, Q, K, V).numpy(),
+                               attention_velocity(X, Q, K, V))

@@ -171,3 +171,15 @@ def test_plot_mixing_topomaps_bad_arguments(mne_fitted):
     expect_error(lambda: plot_mixing_topomaps(est, ch_type="meg"), "ch_type")
     expect_error(lambda: plot_mixing_topomaps(est, axes=np.empty((1, 1), object)), "axes")
     expect_error(lambda: plot_mixing_topomaps(_fitted("MVICA")), "fitted on arrays")
+
+
+def test_torch_inputs_are_checked_like_numpy():
+    torch = pytest.importorskip("torch")
+    St = torch.tensor(X)
+    expect_error(lambda: warp(St, RHO, TAU), "rho")  # torch S with NumPy warps
+    bad = St.clone()
+    bad[0, 0, 0] = float("nan")
+    expect_error(lambda: warp(bad, torch.tensor(RHO), torch.tensor(TAU)), "S")
+    expect_error(lambda: MVICA().fit(bad), "X")
+    np.testing.assert_allclose(warp(St, torch.tensor(RHO), torch.tensor(TAU)).numpy(),
+                               warp(X, RHO, TAU))
