@@ -303,3 +303,35 @@ def test_diffusers_sample_bad_input_with_a_real_scheduler():
         diffusers_sample(_zero_model, sched, (2, 4), dtype=torch.int64)
     with pytest.raises(TypeError, match="repellency"):
         diffusers_sample(_zero_model, sched, (2, 4), repellency=3)
+
+
+def test_repellency_call_and_flags_bad_input():
+    s = SparseRepellency(torch.randn(5, 4), 1.0)
+    with pytest.raises(TypeError, match="t"):
+        s(torch.ones(2, 4), t="x")
+    with pytest.raises(ValueError, match="t"):
+        s(torch.ones(2, 4), t=NAN)
+    s(torch.ones(2, 4), t=torch.tensor(0.5))  # a 0-d tensor is a time
+    assert s.stats_["t"][-1] == 0.5
+    for kw in (dict(remember="yes"), dict(record_stats="yes")):
+        with pytest.raises(TypeError, match=next(iter(kw))):
+            SparseRepellency(torch.randn(5, 4), 1.0, **kw)
+    with pytest.raises(TypeError, match="record_stats"):
+        DenseRepulsion(record_stats="x")
+    with pytest.raises(ValueError, match="t"):
+        DenseRepulsion()(torch.randn(3, 4), t=float("inf"))
+
+
+def test_add_noise_bad_input_and_closed_form():
+    s = NoiseSchedule(10)
+    x0, noise = torch.ones(2, 3), torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="noise"):
+        s.add_noise(x0, torch.ones(2, 2), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="t"):
+        s.add_noise(x0, noise, torch.tensor([0, 10]))
+    with pytest.raises(ValueError, match="t"):
+        s.add_noise(x0, noise, torch.tensor([0.5, 1.0]))
+    with pytest.raises(TypeError, match="x0"):
+        s.add_noise(torch.ones(2, 3, dtype=torch.long), noise, torch.tensor([0, 1]))
+    out = s.add_noise(x0, noise, torch.tensor([0, 9]))
+    torch.testing.assert_close(out[:, 0], s.alphas_cumprod[[0, 9]].float().sqrt())

@@ -28,7 +28,20 @@ import math
 import numpy as np
 
 from ..._array_api import device, from_numpy, get_namespace, namespace_name, to_numpy
-from ..._validation import check_array, check_int, check_option, check_positive
+from ..._numerics import (
+    bias_minus_2_cross,
+    lloyd_kmeans,
+    nearest_centre,
+    segment_max,
+    segment_sum,
+)
+from ..._validation import (
+    check_array,
+    check_int,
+    check_option,
+    check_positive,
+    check_scalar,
+)
 
 __all__ = ["SparseRepellency", "DenseRepulsion", "sparse_repellency_delta"]
 
@@ -41,6 +54,12 @@ _MAX_BLOCK = 1 << 22
 _FALLBACK = 0.6
 
 
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
 def _flatten(x, name):
     xp = get_namespace(x)
     if x.ndim < 2:
@@ -51,47 +70,6 @@ def _flatten(x, name):
 # ------------------------------------------------------------------------------------------
 # the few operations outside the array API standard (one fast path each, generic fallback)
 # ------------------------------------------------------------------------------------------
-def _bias_minus_2_cross(x, z, bias, xp):
-    """``bias[None, :] - 2 x z^T``: one fused matrix product (torch ``addmm``) where possible."""
-    if namespace_name(xp) == "torch":
-        import torch
-
-        return torch.addmm(bias[None, :], x, z.mT, beta=1.0, alpha=-2.0)
-    return bias[None, :] - 2.0 * (x @ xp.matrix_transpose(z))
-
-
-def _segment_sum(values, index, n, xp):
-    """``out[i] = sum_{k: index[k] = i} values[k]``, shape ``(n,) + values.shape[1:]``."""
-    name = namespace_name(xp)
-    shape = (n,) + tuple(values.shape[1:])
-    if name == "torch":
-        out = xp.zeros(shape, dtype=values.dtype, device=device(values))
-        return out.index_add_(0, index, values)
-    if name == "numpy":
-        out = np.zeros(shape, dtype=values.dtype)
-        np.add.at(out, np.asarray(index), values)
-        return out
-    onehot = xp.astype(index[None, :] == xp.arange(n, device=device(values))[:, None],
-                       values.dtype)
-    if values.ndim == 1:
-        return xp.sum(onehot * values[None, :], axis=1)
-    return onehot @ values
-
-
-def _segment_max(values, index, n, xp):
-    """``out[i] = max_{k: index[k] = i} values[k]`` for non-negative 1-d values (0 if empty)."""
-    name = namespace_name(xp)
-    if name == "torch":
-        out = xp.zeros((n,), dtype=values.dtype, device=device(values))
-        return out.scatter_reduce_(0, index, values, reduce="amax")
-    if name == "numpy":
-        out = np.zeros((n,), dtype=values.dtype)
-        np.maximum.at(out, np.asarray(index), values)
-        return out
-    hit = index[None, :] == xp.arange(n, device=device(values))[:, None]
-    return xp.max(xp.where(hit, values[None, :], xp.zeros_like(values[None, :])), axis=1)
-
-
 def _expansion_slack(xsq, zsq_max, d, r2, xp, dtype):
     """Per-row margin covering the rounding of ``|x|^2 + |z|^2 - 2 x.z`` (below ``d eps`` times
     ``|x|^2 + |z|^2``), so that thresholding the expansion never drops a true candidate."""
@@ -105,8 +83,8 @@ def _exact_pairs_delta(x, z, rows, cols, radius, n, xp):
     dist = xp.sqrt(xp.sum(diff * diff, axis=1))
     inside = (dist < radius) & (dist > 0)
     w = xp.where(inside, radius / xp.where(inside, dist, xp.ones_like(dist)) - 1.0, 0.0)
-    delta = _segment_sum(w[:, None] * diff, rows, n, xp)
-    counts = _segment_sum(xp.astype(inside, xp.int64), rows, n, xp)
+    delta = segment_sum(w[:, None] * diff, rows, n, xp)
+    counts = segment_sum(xp.astype(inside, xp.int64), rows, n, xp)
     return delta, counts
 
 
@@ -192,7 +170,7 @@ def _delta_exact(x, reference, radius, *, chunk_size=None, reference_sqnorm=None
     for start in range(0, m, chunk_size):
         stop = min(start + chunk_size, m)
         z = reference[start:stop, ...]
-        cand = _bias_minus_2_cross(x, z, reference_sqnorm[start:stop], xp) < thr
+        cand = bias_minus_2_cross(x, z, reference_sqnorm[start:stop], xp) < thr
         rows, cols = xp.nonzero(cand)
         for a in range(0, rows.shape[0], piece):
             b = min(a + piece, rows.shape[0])
@@ -202,33 +180,6 @@ def _delta_exact(x, reference, radius, *, chunk_size=None, reference_sqnorm=None
     if delta is None:
         return xp.zeros_like(x), xp.zeros((n,), dtype=xp.int64, device=device(x))
     return delta, counts
-
-
-def _kmeans(z, k, *, n_iter=5):
-    """``(centres, labels)``: a few Lloyd iterations from evenly strided points of ``z``."""
-    xp = get_namespace(z)
-    m = z.shape[0]
-    centres = z[:: max(1, m // k), ...][:k, ...]
-    ones = xp.ones((m,), dtype=z.dtype, device=device(z))
-    for _ in range(n_iter):
-        lab = _nearest_centre(z, centres)
-        sizes = _segment_sum(ones, lab, centres.shape[0], xp)
-        safe = xp.where(sizes > 0, sizes, xp.ones_like(sizes))
-        centres = xp.where(sizes[:, None] > 0,
-                           _segment_sum(z, lab, centres.shape[0], xp) / safe[:, None], centres)
-    return centres, _nearest_centre(z, centres)
-
-
-def _nearest_centre(z, centres):
-    xp = get_namespace(z)
-    csq = xp.sum(centres * centres, axis=1)
-    m = z.shape[0]
-    chunk_rows = max(256, _BLOCK_ELEMENTS // centres.shape[0])
-    return xp.concat([
-        xp.argmin(_bias_minus_2_cross(z[a:min(a + chunk_rows, m), ...], centres, csq, xp),
-                  axis=1)
-        for a in range(0, m, chunk_rows)
-    ])
 
 
 class _CellPartition:
@@ -255,8 +206,8 @@ class _CellPartition:
         m, d = reference.shape
         k = max(1, min(int(n_cells), m))
         sub = reference[:: max(1, m // (32 * k)), ...]
-        centres, _ = _kmeans(sub, k)
-        lab = _nearest_centre(reference, centres)
+        centres, _ = lloyd_kmeans(sub, k)
+        lab = nearest_centre(reference, centres)
         order = xp.argsort(lab, stable=True)
         # the caller's order too: a plain scan of it is faster than of the cell-sorted copy
         self.unsorted, self.unsorted_sqnorm = reference, reference_sqnorm
@@ -272,14 +223,14 @@ class _CellPartition:
         ])
         eps = float(xp.finfo(reference.dtype).eps)
         k = centres.shape[0]
-        self.cell_radius = _segment_max(dist, self.cell, k, xp) * (1.0 + 4.0 * d * eps)
+        self.cell_radius = segment_max(dist, self.cell, k, xp) * (1.0 + 4.0 * d * eps)
         self.centres = centres
         self.centre_sqnorm = xp.sum(centres * centres, axis=1)
         self.centre_sqnorm_max = xp.max(self.centre_sqnorm)
         ones = xp.ones((m,), dtype=reference.dtype, device=device(reference))
-        self.cell_size = _segment_sum(ones, self.cell, k, xp)
+        self.cell_size = segment_sum(ones, self.cell, k, xp)
         self.n_groups = max(1, min(int(n_groups), k))
-        _, self.group = _kmeans(centres, self.n_groups)
+        _, self.group = lloyd_kmeans(centres, self.n_groups)
 
     def search(self, x, radius, chunk_size=None):
         """``(delta, counts)`` of :func:`sparse_repellency_delta` against the whole reference."""
@@ -293,7 +244,7 @@ class _CellPartition:
         xsq = xp.sum(x * x, axis=1)
         reach = self.cell_radius + r
         slack = _expansion_slack(xsq, self.centre_sqnorm_max, d, r * r, xp, x.dtype)
-        score = _bias_minus_2_cross(x, self.centres, self.centre_sqnorm, xp)  # + |x|^2: dist^2
+        score = bias_minus_2_cross(x, self.centres, self.centre_sqnorm, xp)  # + |x|^2: dist^2
         near = score < (reach * reach)[None, :] - xsq[:, None] + slack[:, None]
         active = xp.any(near, axis=1)
         # group of each query (that of its nearest centre); queries that reach no cell: none
@@ -317,7 +268,7 @@ class _CellPartition:
                                                reference_sqnorm=zsq)
             dg, cg = _delta_exact(xp.take(x, rows, axis=0), z, radius,
                                              chunk_size=chunk_size, reference_sqnorm=zsq)
-            return _segment_sum(dg, rows, n, xp), _segment_sum(cg, rows, n, xp)
+            return segment_sum(dg, rows, n, xp), segment_sum(cg, rows, n, xp)
         order = xp.argsort(group, stable=True)
         xs = xp.take(x, order, axis=0)
         start = 0
@@ -337,7 +288,7 @@ class _CellPartition:
             counts[start:stop] = cg
             start = stop
         # back to the caller's order (``order`` is a permutation)
-        return _segment_sum(delta, order, n, xp), _segment_sum(counts, order, n, xp)
+        return segment_sum(delta, order, n, xp), segment_sum(counts, order, n, xp)
 
 
 class _ActivityMixin:
@@ -355,6 +306,9 @@ class _ActivityMixin:
         return self
 
     def _record(self, x, scaled_delta, t):
+        if getattr(t, "ndim", None) == 0 and hasattr(t, "item"):  # a 0-d tensor or array
+            t = t.item()
+        t = check_scalar(t, "t", allow_none=True)  # checked before anything is recorded
         if not self.record_stats:
             return
         if not hasattr(self, "stats_"):
@@ -504,8 +458,8 @@ class SparseRepellency(_ActivityMixin):
         self.faiss_factory = faiss_factory
         self.faiss_nprobe = check_int(faiss_nprobe, "faiss_nprobe", min_value=1)
         self.n_passes = check_int(n_passes, "n_passes", min_value=1)
-        self.remember = bool(remember)
-        self.record_stats = bool(record_stats)
+        self.remember = _check_bool(remember, "remember")
+        self.record_stats = _check_bool(record_stats, "record_stats")
         if reference is None:
             if not dynamic:
                 raise ValueError("reference must be given (an array of protected points) unless "
@@ -730,7 +684,7 @@ class DenseRepulsion(_ActivityMixin):
     def __init__(self, strength=1.0, bandwidth=None, *, record_stats=True):
         self.strength = check_positive(strength, "strength", strict=False)
         self.bandwidth = check_positive(bandwidth, "bandwidth", allow_none=True)
-        self.record_stats = bool(record_stats)
+        self.record_stats = _check_bool(record_stats, "record_stats")
         self.reset_stats()
 
     def correction(self, x0_hat):

@@ -97,6 +97,21 @@ class NoiseSchedule:
         -------
         x_t : torch.Tensor, shape (batch, ...)
         """
+        for name, a in (("x0", x0), ("noise", noise)):
+            if not isinstance(a, torch.Tensor) or not a.is_floating_point() or a.ndim < 1:
+                raise TypeError(f"{name} must be a floating torch.Tensor of shape (batch, ...), "
+                                f"got {getattr(a, 'dtype', type(a).__name__)}")
+        if noise.shape != x0.shape:
+            raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got "
+                             f"{tuple(noise.shape)}")
+        t = torch.as_tensor(t, device=x0.device)
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool \
+                or t.shape not in ((), (x0.shape[0],)):
+            raise ValueError(f"t must be integer timesteps of shape ({x0.shape[0]},), got "
+                             f"{t.dtype} of shape {tuple(t.shape)}")
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.n_train_steps):
+            raise ValueError(f"t must lie in [0, n_train_steps={self.n_train_steps}), got "
+                             f"values in [{int(t.min())}, {int(t.max())}]")
         ab = self.alphas_cumprod.to(x0.device)[t].to(x0.dtype)
         ab = ab.reshape((-1,) + (1,) * (x0.ndim - 1))
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
