@@ -72,14 +72,8 @@ def test_examples_use_public_names_only(path):
         assert not mod.startswith("sciml_toolbox.tour"), f"{path.name} imports the tour"
 
 
-# gallery examples still being rewritten by their owners (none at present)
-PENDING_SET_THREADS = set()
-
-
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").rglob("*.py")), ids=lambda p: p.name)
 def test_examples_set_their_threads(path):
-    if path.name in PENDING_SET_THREADS:
-        pytest.skip("rewritten concurrently; adds set_threads(1) itself")
     names = {n for mod, ns in _imports(path) if mod == "sciml_toolbox.utils" for n in ns}
     assert "set_threads" in names and "set_threads(1)" in path.read_text(), path.name
 
