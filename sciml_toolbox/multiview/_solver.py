@@ -299,11 +299,15 @@ def align_sources(W, Z, *, warps="both", max_dilation=1.0, max_shift=0.0, grid_s
         coarse, fine_offsets, step = np.ones(1), np.zeros(1), 0.0
     max_lag = int(np.ceil(2.0 * max_dilation**3 * max_shift * n)) + 1
     max_lag = min(max_lag, n // 2)
-    mask, lags = _lag_mask(n, -max_lag, max_lag, Z)
+    _, lags = _lag_mask(n, -max_lag, max_lag, Z)
     D = coarse.shape[0]
-
+    # envelopes are smooth over ``width`` samples: the coarse stage runs on every q-th sample
+    q = max(1, width // 4)
+    lag_q = -(-max_lag // q)
     ref = xp.permute_dims(S[0, ...], (0, 2, 1))  # (k, E, n)
-    ref_env = _envelope(ref, width)
+    ref_env = _envelope(ref, width)[..., ::q]
+    nq = ref_env.shape[-1]
+    mask, lags_q = _lag_mask(nq, -lag_q, lag_q, Z)
     F_ref = rfft(ref, axis=-1)
     F_ref_env = rfft(ref_env, axis=-1)
     ref_env_norm = xp.sqrt(xp.sum(ref_env * ref_env, axis=(-2, -1)))  # (k,)
@@ -315,20 +319,22 @@ def align_sources(W, Z, *, warps="both", max_dilation=1.0, max_shift=0.0, grid_s
     for i in range(1, m):
         Si = S[i, ...]  # (k, n, E)
         # stage 1: envelopes, every pair, coarse dilations, every lag
-        env = _dilated(_env_minor(Si, width), np.broadcast_to(coarse, (k, D)), onset)
+        env = _dilated(_env_minor(Si, width)[:, ::q, :], np.broadcast_to(coarse, (k, D)),
+                       onset / q)
         env_norm = xp.sqrt(xp.sum(env * env, axis=(-2, -1)))  # (k, D)
-        corr = _xcorr(rfft(xp.reshape(env, (k * D, n_concat, n)), axis=-1), F_ref_env, n)
-        corr = xp.reshape(corr, (k, D, k, n)) * mask
+        corr = _xcorr(rfft(xp.reshape(env, (k * D, n_concat, nq)), axis=-1), F_ref_env, nq)
+        corr = xp.reshape(corr, (k, D, k, nq)) * mask
         corr = corr / (env_norm[:, :, None, None] * ref_env_norm[None, None, :, None])
-        corr = xp.reshape(xp.permute_dims(corr, (0, 2, 1, 3)), (k, k, D * n))
+        corr = xp.reshape(xp.permute_dims(corr, (0, 2, 1, 3)), (k, k, D * nq))
         best = to_numpy(xp.max(corr, axis=-1))  # (k_i, k_0)
         rows, cols = linear_sum_assignment(-best)
         order = np.empty(k, dtype=np.int64)
         order[cols] = rows  # subject i's source feeding subject 0's source cols
         # the n_candidates best envelope peaks of each matched pair (each one suppresses the
         # peaks within two coarse steps and one envelope width), refined on the signals
-        pair = to_numpy(corr)[order, np.arange(k)].reshape(k, D, n)
-        cand_r, cand_s = _peaks(pair, coarse, lags, n_candidates, width)  # (k, C) each
+        pair = to_numpy(corr)[order, np.arange(k)].reshape(k, D, nq)
+        cand_r, cand_s = _peaks(pair, coarse, lags_q, n_candidates, max(1, width // q))
+        cand_s = cand_s * q  # (k, C) each, in samples
         # stage 2: signals of the matched pairs, fine dilations around each candidate
         r2 = (cand_r[:, :, None] * np.exp(fine_offsets)[None, None, :]).reshape(k, -1)
         D2 = r2.shape[1]
