@@ -513,3 +513,18 @@ def test_one_parameter_validation_path():
         cls = type(make())
         owner = next(k for k in cls.__mro__ if "_validate_params" in vars(k))
         assert owner.__module__.startswith("sklearn."), cls
+
+
+def test_landing_cca_partial_fit_survives_pickling():
+    """A LandingCCA pickled between partial_fit calls continues exactly as the original."""
+    (X, Y), _ = _data_for("LandingCCA")
+    est = LandingCCA(n_components=2, random_state=0)
+    for s in range(0, 150, 50):
+        est.partial_fit(X[s:s + 50], Y[s:s + 50])
+    twin = pickle.loads(pickle.dumps(est))
+    for e in (est, twin):
+        e.partial_fit(X[150:200], Y[150:200])
+    np.testing.assert_array_equal(est.transform(X), twin.transform(X))
+    np.testing.assert_array_equal(est.predict(X), twin.predict(X))
+    assert est.inverse_transform(est.transform(X)).shape == X.shape
+    assert est.history_["iteration"] == [1, 2, 3, 4] == twin.history_["iteration"]
