@@ -29,6 +29,8 @@ from typing import NamedTuple
 from sklearn.exceptions import ConvergenceWarning
 
 from .._array_api import cholesky, get_namespace, solve
+from .._numerics import NonPositiveCurvature
+from .._numerics import conjugate_gradient as _cg
 from .._validation import check_array, check_int, check_option, check_positive
 
 __all__ = [
@@ -106,40 +108,13 @@ def conjugate_gradient(matvec, b, *, x0=None, rtol=1e-12, atol=0.0, max_iter=Non
     rtol = check_positive(rtol, "rtol", strict=False)
     atol = check_positive(atol, "atol", strict=False)
     max_iter = 10 * n if max_iter is None else check_int(max_iter, "max_iter", min_value=0)
-    if x0 is None:
-        x = xp.zeros_like(b)
-        r = b
-    else:
-        x = x0
-        r = b - matvec(x0)
-    res = _norm(r, xp)
-    stop = max(rtol * _norm(b, xp), atol)
-    if res <= stop:
-        return x, 0, res
-    zr = r if precond is None else r / precond
-    rz = float(xp.sum(r * zr))
-    p = zr
-    k = 0
-    while k < max_iter:
-        k += 1
-        Ap = matvec(p)
-        pAp = float(xp.sum(p * Ap))
-        if not pAp > 0.0:
-            raise ValueError(
-                "the inner problem is not strongly convex: its Hessian has a direction of "
-                f"non-positive curvature (p^T H p = {pAp:.3g})"
-            )
-        alpha = rz / pAp
-        x = x + alpha * p
-        r = r - alpha * Ap
-        res = _norm(r, xp)
-        if res <= stop:
-            break
-        zr = r if precond is None else r / precond
-        rz_new = float(xp.sum(r * zr))
-        p = zr + (rz_new / rz) * p
-        rz = rz_new
-    return x, k, res
+    try:
+        return _cg(matvec, b, x0=x0, rtol=rtol, atol=atol, max_iter=max_iter, precond=precond)
+    except NonPositiveCurvature as exc:
+        raise ValueError(
+            "the inner problem is not strongly convex: its Hessian has a direction of "
+            f"non-positive curvature (p^T H p = {exc.curvature:.3g})"
+        ) from None
 
 
 _REQUIRED = ("inner_grad", "inner_hvp", "inner_cross_vjp", "outer_grad_z", "outer_grad_x")

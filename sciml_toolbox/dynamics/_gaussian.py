@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .._array_api import eigh, get_namespace, solve, sqrtm_psd, to_numpy
+from .._numerics import dopri5_step, dopri5_step_factor
 from .._validation import check_array, check_int, check_positive, check_psd
 from ._checks import check_heads, check_kind, check_t_eval
 
@@ -186,22 +187,6 @@ class GaussianODEResult(tuple):
         return (self.means, self.covs), {}
 
 
-# Dormand-Prince 5(4) tableau (Dormand & Prince, 1980)
-_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
-_A = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-    (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
-)
-_B5 = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0)
-_B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)
-_E = tuple(a - b for a, b in zip(_B5, _B4, strict=True))
-
-
 def gaussian_ode(mean0, cov0, Q, K, V, t_eval, kind="softmax", *, W=None, epsilon=1.0,
                  rtol=1e-9, atol=1e-12, max_steps=100_000, blowup_threshold=1e8,
                  rank_tol=0.1):
@@ -290,7 +275,8 @@ def gaussian_ode(mean0, cov0, Q, K, V, t_eval, kind="softmax", *, W=None, epsilo
     unfinished = np.zeros(batch, dtype=bool)
     nan = xp.asarray(math.nan, dtype=dtype, device=dev)
 
-    def rhs(a, Lm):
+    def rhs(y):
+        a, Lm = y
         b, M = _field(xp, a, Lm, heads, kind, epsilon)
         keep = xp.astype(alive, dtype)
         return (b + _mv(M, a)) * keep[..., None], (M @ Lm) * keep[..., None, None]
@@ -314,7 +300,7 @@ def gaussian_ode(mean0, cov0, Q, K, V, t_eval, kind="softmax", *, W=None, epsilo
     means_out.append(m_rec)
     covs_out.append(S_rec)
     t = float(t_eval[0])
-    k1 = rhs(alpha, L)
+    k1 = rhs((alpha, L))
     # initial step from the relative speed of the state
     speed = float(xp.max(xp.sqrt(xp.sum(k1[1] * k1[1], axis=(-2, -1))) / xp.sqrt(tr0)))
     span = float(t_eval[-1] - t_eval[0]) if t_eval.shape[0] > 1 else 1.0
@@ -331,15 +317,7 @@ def gaussian_ode(mean0, cov0, Q, K, V, t_eval, kind="softmax", *, W=None, epsilo
                 break
             h = min(h, float(t_next) - t)
             last = h >= float(t_next) - t
-            ks = [k1]
-            for s in range(1, 7):
-                da = sum(c * kk[0] for c, kk in zip(_A[s], ks, strict=False) if c != 0.0)
-                dL = sum(c * kk[1] for c, kk in zip(_A[s], ks, strict=False) if c != 0.0)
-                ks.append(rhs(alpha + h * da, L + h * dL))
-            a_new = alpha + h * sum(c * kk[0] for c, kk in zip(_B5, ks, strict=True) if c)
-            L_new = L + h * sum(c * kk[1] for c, kk in zip(_B5, ks, strict=True) if c)
-            ea = h * sum(c * kk[0] for c, kk in zip(_E, ks, strict=True) if c)
-            eL = h * sum(c * kk[1] for c, kk in zip(_E, ks, strict=True) if c)
+            (a_new, L_new), (ea, eL), k7 = dopri5_step(rhs, (alpha, L), k1, h)
             err_b = norms(ea, eL, alpha, a_new, L, L_new)
             bad = xp.logical_not(xp.isfinite(err_b))
             err_b = xp.where(alive & ~bad, err_b, xp.zeros_like(err_b))
@@ -355,19 +333,19 @@ def gaussian_ode(mean0, cov0, Q, K, V, t_eval, kind="softmax", *, W=None, epsilo
                     alive = alive & ~blown
                 alpha = xp.where(alive[..., None], a_new, alpha)
                 L = xp.where(alive[..., None, None], L_new, L)
-                k1 = ks[6] if not bool(xp.any(blown)) else rhs(alpha, L)
-                fac = 5.0 if err == 0 else min(5.0, max(0.2, 0.9 * err ** -0.2))
+                k1 = k7 if not bool(xp.any(blown)) else rhs((alpha, L))
+                fac = dopri5_step_factor(err)
                 if not last or fac < 1.0:
                     h = h * fac
             else:
                 n_rejected += 1
-                h = h * (0.2 if not math.isfinite(err) else max(0.2, 0.9 * err ** -0.2))
+                h = h * dopri5_step_factor(err)
                 if h <= 1e-13 * max(1.0, abs(t)):
                     # the solver cannot advance: the sequences that fail are blowing up
                     stuck = alive & (bad | (err_b > 1.0))
                     blowup[to_numpy(stuck).astype(bool)] = t
                     alive = alive & ~stuck
-                    k1 = rhs(alpha, L)
+                    k1 = rhs((alpha, L))
                     h = 1e-6 * max(span, 1e-12)
         if gave_up:
             unfinished |= to_numpy(alive).astype(bool)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .._array_api import get_namespace
+from .._numerics import rk4_step
 from .._validation import check_array, check_option, check_positive
 from ._attention import _check_mask, _velocity, _velocity_parts
 from ._checks import check_block_size, check_heads, check_t_eval
@@ -86,11 +87,7 @@ def simulate_particles(X0, Q, K, V, t_eval, kind="softmax", *, method="rk4", dt=
             if method == "euler":
                 X = X + h * vel(X)
             else:
-                k1 = vel(X)
-                k2 = vel(X + (0.5 * h) * k1)
-                k3 = vel(X + (0.5 * h) * k2)
-                k4 = vel(X + h * k3)
-                X = X + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+                X = rk4_step(vel, X, h)
             X = retract(X)
         out.append(X)
     return xp.stack(out, axis=X0.ndim - 2)
