@@ -80,11 +80,12 @@ class _BilevelTuner(Estimator):
             folds.append((Xn[tr], yn[tr], Xn[va], yn[va]))
         return folds
 
-    def _check_X_y(self, X, y, *, numeric):
+    def _check_X_y(self, X, y, *, numeric, held_out):
         """Validated ``(X_in, X, y)``: ``X_in`` in the caller's namespace (for the outputs),
         ``X`` and ``y`` as float64 NumPy arrays for the solver (labels kept when not
-        ``numeric``)."""
-        X_in = self._validate_X(X, reset=True)
+        ``numeric``). ``held_out``: validation data are split off ``X``, which then needs at
+        least 2 samples."""
+        X_in = self._validate_X(X, reset=True, min_samples=2 if held_out else 1)
         y = self._validate_y(y, X_in, numeric=numeric)
         return X_in, np.asarray(to_numpy(X_in), dtype=np.float64), y
 
@@ -339,7 +340,7 @@ class BilevelRidgeCV(RegressorMixin, _BilevelTuner):
         self : BilevelRidgeCV
         """
         self._validate_params()
-        _, X, y = self._check_X_y(X, y, numeric=True)
+        _, X, y = self._check_X_y(X, y, numeric=True, held_out=X_val is None)
         X_val, y_val = self._check_val(X, X_val, y_val)
         if X_val is not None:
             X_val, y_val = np.asarray(to_numpy(X_val), float), np.asarray(to_numpy(y_val), float)
@@ -497,7 +498,7 @@ class BilevelLogisticRegressionCV(ClassifierMixin, _BilevelTuner):
         self : BilevelLogisticRegressionCV
         """
         self._validate_params()
-        _, X, y = self._check_X_y(X, y, numeric=False)
+        _, X, y = self._check_X_y(X, y, numeric=False, held_out=X_val is None)
         check_classification_targets(y)
         enc = LabelEncoder().fit(y)
         self.classes_ = enc.classes_

@@ -181,9 +181,7 @@ def test_autograd_problem_good_and_bad():
     (lambda: BilevelRidgeCV().fit(X, Y, XV[:, :2], YV), "X_val"),
     (lambda: BilevelRidgeCV(hypergradient="magic").fit(X, Y), "hypergradient"),
     (lambda: BilevelLogisticRegressionCV().fit(X, np.zeros(N)), "y"),
-    pytest.param(lambda: BilevelRidgeCV().fit(X[:1], Y[:1]), "X", marks=pytest.mark.xfail(
-        strict=True, reason="issue 17, left to the tuner's owner: one sample gives "
-        "scikit-learn's train_test_split message (n_samples=1, empty train set), not naming X")),
+    (lambda: BilevelRidgeCV().fit(X[:1], Y[:1]), "X"),
 ])
 def test_bad_shapes_and_options(call, name):
     expect_error(call, name)
