@@ -747,7 +747,9 @@ class LandingCCA(
         Parameters
         ----------
         X : array, shape (n_samples, d_x)
-        Y : array, shape (n_samples, d_y)
+            Any array namespace, list or DataFrame (see :ref:`conventions`).
+        Y : array, shape (n_samples, d_y) or (n_samples,)
+            The second view; a 1-D ``Y`` is one column (and :meth:`predict` is then 1-D).
 
         Returns
         -------
