@@ -21,6 +21,7 @@ from .._array_api import (
     make_generator,
     qr,
 )
+from .._numerics import power_iteration
 from .._validation import (
     check_array,
     check_int,
@@ -48,19 +49,6 @@ def _operator(M, name):
     if M.shape[0] != M.shape[1]:
         raise ValueError(f"{name} must be a square matrix, got shape {tuple(M.shape)}")
     return (lambda V: M @ V), M
-
-
-def _power_norm(op, n, like, xp, n_iter=30, seed=0):
-    """Largest absolute eigenvalue of a symmetric operator by power iteration (an estimate)."""
-    v = make_generator(seed, xp, like.device).normal((n, 1), dtype=like.dtype)
-    lam = 0.0
-    for _ in range(n_iter):
-        w = op(v)
-        lam = float(xp.linalg.vector_norm(w))
-        if lam == 0.0:
-            return 0.0
-        v = w / lam
-    return lam
 
 
 def _b_orthonormalize(X, BX):
@@ -322,12 +310,12 @@ def generalized_eigh(
         Binv = inv(B_dense)
         Binv = 0.5 * (Binv + Binv.T)
     if learning_rate == "auto" or omega == "auto":
-        lam_B = _power_norm(Bop, n, X, xp)
+        lam_B = power_iteration(Bop, n, X)
         if method == "riemannian" or gradient == "riemannian":
-            lam_1 = _power_norm(lambda V: Binv @ Aop(V), n, X, xp)
+            lam_1 = power_iteration(lambda V: Binv @ Aop(V), n, X)
             lr_auto = 0.5 / max(lam_1, 1e-300)
         else:
-            lam_A = _power_norm(Aop, n, X, xp)
+            lam_A = power_iteration(Aop, n, X)
             lr_auto = 2.0 / max(lam_A * lam_B, 1e-300)
         if method == "plam":
             # PLAM's curvature grows like lambda_B * lambda_1(B^{-1}A); the Ritz values of the

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from .._array_api import cholesky, get_namespace, inv, make_generator
+from .._array_api import cholesky, get_namespace, inv
+from .._numerics import power_iteration
 
 
 def power_lambda_max(X, n_iter=30, seed=0):
     """Largest eigenvalue of the (uncentered) covariance ``X.T @ X / n`` by power iteration."""
-    xp = get_namespace(X)
     n, d = X.shape
-    v = make_generator(seed, xp, X.device).normal((d, 1), dtype=X.dtype)
-    v = v / xp.linalg.vector_norm(v)
-    lam = 0.0
-    for _ in range(n_iter):
-        w = X.T @ (X @ v) / n
-        lam = float(xp.linalg.vector_norm(w))
-        if lam == 0.0:
-            return 0.0
-        v = w / lam
-    return lam
+    return power_iteration(lambda v: X.T @ (X @ v) / n, d, X, n_iter=n_iter, seed=seed)
 
 
 def whiten_init(W, BW):
