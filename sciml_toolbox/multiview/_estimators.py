@@ -482,8 +482,10 @@ class MVICAD(MVICA):
 
     Attributes
     ----------
-    See :class:`MVICA`; ``shifts_`` holds the delays (fraction of an epoch; positive means
-    later in that subject), centred so that their mean over subjects is 0.
+    shifts_ : array, shape (m, k)
+        The delays (fraction of an epoch; positive means later in that subject), centred so
+        that their mean over subjects is 0. The other fitted attributes are those of
+        :class:`MVICA`.
 
     References
     ----------
@@ -579,7 +581,11 @@ class MVICAD2(MVICAD):
 
     Attributes
     ----------
-    See :class:`MVICA`.
+    dilations_ : array, shape (m, k)
+        Dilations, normalised so that ``dilations_.mean(axis=0) == 1``.
+    shifts_ : array, shape (m, k)
+        Delays (fraction of an epoch), centred so that ``shifts_.mean(axis=0) == 0``. The
+        other fitted attributes are those of :class:`MVICA`.
 
     References
     ----------
