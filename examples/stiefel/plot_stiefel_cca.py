@@ -29,7 +29,7 @@ X = load_digits().data / 16.0
 Xl, Xr = X[:, :32], X[:, 32:]
 p, reg = 5, 1e-3
 
-
+# %%
 # :func:`~sciml_toolbox.stiefel.cca_closed_form` whitens both views and takes one SVD: the exact
 # solution, which needs the covariances in memory. How far given weights are from it, as
 # subspaces, is measured by :func:`~sciml_toolbox.stiefel.cca_subspace_correlation`.
