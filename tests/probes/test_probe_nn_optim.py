@@ -125,3 +125,16 @@ def test_alpha_scheduler_bad_input(args, match):
 def test_landing_bad_hyperparameters(kw, match):
     with pytest.raises(ValueError, match=match):
         LandingGeneralizedStiefel([_p(4, 2)], **kw)
+
+
+@pytest.mark.parametrize("cls", [AdEMAMix, SimplifiedAdEMAMix])
+def test_ademamix_fused_refuses_complex128(cls):
+    with pytest.raises(ValueError, match="fused"):
+        cls([_p(3, dtype=torch.complex128)], fused=True)
+
+
+def test_ademamix_empty_parameter_list_and_non_tensor():
+    with pytest.raises(ValueError, match="empty"):
+        AdEMAMix([])
+    with pytest.raises(TypeError, match="params"):
+        AdEMAMix([1.0])
