@@ -29,7 +29,9 @@ templates_path = ["_templates"]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb",
                     "**/sg_execution_times.rst", "sg_execution_times.rst"]
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+# Inherited methods are shown (MVICAD's page lists fit/transform inherited from MVICA), except
+# those defined outside the toolbox (scikit-learn's get_params, set_output, ...): see _skip_member.
+autodoc_default_options = {"members": True, "inherited-members": True}
 autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
@@ -100,11 +102,38 @@ warnings.filterwarnings("ignore", category=UserWarning, message=".*non-interacti
 
 
 def _skip_member(app, what, name, obj, skip, options):
-    """Hide scikit-learn's generated metadata-routing methods (set_fit_request, ...): they
-    are inherited machinery whose docstrings point into scikit-learn's own glossary."""
+    """Hide members inherited from outside the toolbox (scikit-learn's get_params, set_output,
+    the generated set_*_request methods, torch's nn.Module API): their docstrings point into
+    the other library's glossary. Members written in the toolbox, inherited or not, are shown."""
     if name.startswith("set_") and name.endswith("_request"):
         return True
+    if what == "class":
+        module = getattr(getattr(obj, "fget", obj), "__module__", None) or ""
+        if module and not module.startswith("sciml_toolbox"):
+            return True
+        if not module and name not in _toolbox_member_names():
+            return True  # plain data inherited from elsewhere (torch's dump_patches, ...)
     return None
+
+
+_names_cache = {}
+
+
+def _toolbox_member_names():
+    """Names defined in the body of a class of the toolbox (cached per set of loaded modules)."""
+    import sys
+
+    mods = [m for n, m in list(sys.modules.items()) if n.startswith("sciml_toolbox") and m]
+    key = len(mods)
+    if key not in _names_cache:
+        names = set()
+        for mod in mods:
+            for value in list(vars(mod).values()):
+                if isinstance(value, type) and value.__module__.startswith("sciml_toolbox"):
+                    names.update(vars(value))
+        _names_cache.clear()
+        _names_cache[key] = names
+    return _names_cache[key]
 
 
 def setup(app):

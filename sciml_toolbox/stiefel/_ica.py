@@ -135,7 +135,7 @@ class LandingICA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Estimator):
     n_iter_ : int
         Number of landing steps taken.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Only when ``X`` was a DataFrame with string column names.
 
     Raises
