@@ -8,7 +8,14 @@ import platform
 import subprocess
 import sys
 
-__all__ = ["backend_report", "machine_description", "set_threads"]
+__all__ = [
+    "backend_report",
+    "machine_description",
+    "set_threads",
+    "triton_available",
+    "triton_installed",
+    "triton_interpret",
+]
 
 
 def _version(mod):
@@ -18,6 +25,69 @@ def _version(mod):
         return None
 
 
+def triton_interpret():
+    """Whether Triton runs its kernels in the interpreter (``TRITON_INTERPRET=1``).
+
+    Triton reads the variable when a kernel is defined: set it before the kernel modules are
+    imported. Interpreted kernels run on CPU tensors (slowly, for tests); compiled ones need a
+    CUDA device.
+
+    Returns
+    -------
+    interpret : bool
+    """
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def triton_installed():
+    """Whether the ``triton`` package imports.
+
+    Returns
+    -------
+    installed : bool
+    """
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def triton_available(device="cuda", *, interpret=None):
+    """Whether Triton kernels can run on tensors of ``device``: the one check of the toolbox.
+
+    Parameters
+    ----------
+    device : str or torch.device, default='cuda'
+    interpret : bool, optional
+        The mode the kernels were defined in (a kernel module records
+        :func:`triton_interpret` when it is imported). Default: the current mode.
+
+    Returns
+    -------
+    available : bool
+        True on a CUDA device when Triton is installed and compiles (not in interpreter mode)
+        and CUDA is available; on any other device when Triton is installed and interprets.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a torch device or its name.
+    """
+    import torch
+
+    try:
+        is_cuda = torch.device(device).type == "cuda"
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a torch device or its name, got {device!r}") from exc
+    if not triton_installed():
+        return False
+    interpret = triton_interpret() if interpret is None else bool(interpret)
+    if is_cuda:
+        return (not interpret) and torch.cuda.is_available()
+    return interpret
+
+
 def _triton_mode():
     """'compiled' when Triton can compile for a CUDA device, 'interpreted' when it imports and
     TRITON_INTERPRET=1 can run kernels on the CPU, None when it is not installed."""
@@ -25,11 +95,9 @@ def _triton_mode():
     if ver is None:
         return None, None
     try:
-        import torch
-
-        if torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET", "0") != "1":
+        if triton_available("cuda"):
             return ver, "compiled"
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - torch missing or broken: not compiled
         pass
     return ver, "interpreted"
 

@@ -7,6 +7,7 @@ import numbers
 
 import torch
 
+from ..._backends import triton_available as _triton_available
 from ..._validation import check_int, check_option, check_positive, check_scalar
 from ._chunked import chunked_sigmoid_attention
 
@@ -37,16 +38,9 @@ def triton_available(device="cuda"):
         True on a CUDA device when Triton is installed and not in interpreter mode, and on the
         CPU when Triton was imported with ``TRITON_INTERPRET=1``.
     """
-    try:
-        is_cuda = torch.device(device).type == "cuda"
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be a torch device or its name, got {device!r}") from exc
-    mod = _triton_module()
-    if mod is None:
-        return False
-    if is_cuda:
-        return (not mod.INTERPRET) and torch.cuda.is_available()
-    return mod.INTERPRET
+    mod = _triton_module()  # the kernels, with the mode they were defined in
+    available = _triton_available(device, interpret=None if mod is None else mod.INTERPRET)
+    return available and mod is not None
 
 
 def _check_qkv(q, k, v):

@@ -30,10 +30,12 @@ import torch
 import triton
 import triton.language as tl
 
+from ..._backends import triton_interpret
+
 __all__ = ["triton_sigmoid_attention", "INTERPRET"]
 
 #: Whether the kernels were defined in interpreter mode (CPU tensors, NumPy execution).
-INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+INTERPRET = triton_interpret()
 
 
 _SHAPES = {  # (BLOCK_M, BLOCK_N, num_warps, num_stages); the first that fits is the default

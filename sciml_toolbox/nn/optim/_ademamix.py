@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from dataclasses import dataclass
 
 import torch
 from torch.optim import Optimizer
+
+from ..._backends import triton_installed, triton_interpret
 
 __all__ = [
     "AdEMAMix",
@@ -192,10 +193,6 @@ def _real_dtype(dtype):
     return dtype.to_real() if dtype.is_complex else dtype
 
 
-def _interpret_mode():
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
 def _local(t):
     """The local shard of a DTensor (elementwise updates act shard by shard), else ``t``."""
     to_local = getattr(t, "to_local", None)
@@ -235,17 +232,13 @@ class _AdEMAMixBase(Optimizer):
             warmups={k: group[k] for k in self._warmup_keys}, n_betas=self._n_betas)
 
     def _check_fused_supported(self):
-        try:
-            from ._fused_ademamix import triton_available
-        except ImportError:  # pragma: no cover - depends on the install
-            triton_available = None
-        if triton_available is None or not triton_available():
+        if not triton_installed():
             raise ValueError("fused=True needs triton (pip install triton); "
                              "use foreach=True instead")
         for group in self.param_groups:
             for p in group["params"]:
                 dev = _local(p).device.type
-                if dev != "cuda" and not (dev == "cpu" and _interpret_mode()):
+                if dev != "cuda" and not (dev == "cpu" and triton_interpret()):
                     raise ValueError(
                         "fused=True needs CUDA parameters (or CPU ones with TRITON_INTERPRET=1), "
                         f"got a parameter on {dev!r}; use foreach=True instead")

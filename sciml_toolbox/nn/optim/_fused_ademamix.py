@@ -22,16 +22,11 @@ except ImportError:  # pragma: no cover - triton is an optional dependency
     triton = None
     tl = None
 
-__all__ = ["fused_update", "triton_available"]
+__all__ = ["fused_update"]
 
 #: elements per program; 8 per thread with 4 warps on a GPU (two 16-byte fp32 accesses)
 BLOCK = 1024
 NUM_WARPS = 4
-
-
-def triton_available():
-    """Whether triton imported (the fused path needs it)."""
-    return triton is not None
 
 
 if triton is not None:
