@@ -12,7 +12,6 @@ from sklearn.linear_model import LogisticRegressionCV, Ridge, RidgeCV
 from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import check_estimator
 
 from sciml_toolbox.bilevel import BilevelLogisticRegressionCV, BilevelRidgeCV
 
@@ -194,10 +193,3 @@ def test_bad_classifier_labels():
         BilevelLogisticRegressionCV().fit(Xtr, ytr, Xva, yva + 5)
 
 
-@pytest.mark.parametrize(
-    "est",
-    [BilevelRidgeCV(max_iter=5), BilevelLogisticRegressionCV(max_iter=5)],
-    ids=["ridge", "logistic"],
-)
-def test_check_estimator(est):
-    check_estimator(est)

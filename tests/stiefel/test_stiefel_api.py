@@ -36,7 +36,6 @@ def _pencil(n=20, seed=0):
     return A / np.linalg.norm(A), B / np.linalg.norm(B)
 
 
-
 def _cca_data(n=600, seed=0):
     rng = np.random.default_rng(seed)
     Z = rng.standard_normal((n, 2))
@@ -185,7 +184,6 @@ def test_landing_ica_all_namespaces(xp):
     Sx = ica.transform(xp.asarray(X))
     Xr = ica.inverse_transform(Sx)
     np.testing.assert_allclose(to_numpy(Xr), X, atol=1e-8)  # p = d: exact round trip
-
 
 
 def test_landing_ica_split_batch_all_namespaces(xp):
@@ -382,11 +380,3 @@ def test_estimators_do_not_modify_input():
     LandingICA(max_epochs=1, random_state=0).fit(X)
     np.testing.assert_array_equal(X, X0)
     np.testing.assert_array_equal(Y, Y0)
-
-
-def test_ica_sklearn_check_estimator():
-    from sklearn.utils.estimator_checks import check_estimator
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        check_estimator(LandingICA(n_components=1, max_epochs=2, batch_size=50, random_state=0))
