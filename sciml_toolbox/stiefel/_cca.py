@@ -274,11 +274,15 @@ class LandingCCA(
         Step size :math:`\eta`. ``'auto'`` uses :math:`2/\hat\lambda_x^2` and
         :math:`2/\hat\lambda_y^2` for the two blocks, with :math:`\hat\lambda` the largest
         eigenvalue of the regularised covariance (power iteration on at most 4096 samples): the
-        landing field scales as the fourth power of the data scale.
+        landing field scales as the fourth power of the data scale. With a ``preconditioner``,
+        :math:`\min(2/\hat\lambda^2, 1/\hat\lambda)` with :math:`\hat\lambda` the largest
+        eigenvalue of :math:`P(S + \rho I)` on the rows the preconditioner was estimated from
+        (about 1 when P whitens well, where :math:`2/\hat\lambda^2` is at the stability edge).
     omega : float or 'auto', default='auto'
         Weight of the normal direction; ``'auto'`` is :math:`0.5/(\eta\hat\lambda)` per block.
     max_epochs : int, default=8
-        Passes over the data in :meth:`fit`.
+        Passes over the data in :meth:`fit`. With ``variance_reduction``: the number of anchor
+        passes followed by a variance-reduced inner loop (see there).
     reg : float, default=1e-3
         Ridge :math:`\rho` added to both covariances (regularised CCA).
     epsilon : float or None, default=0.5
@@ -303,9 +307,58 @@ class LandingCCA(
         epoch 4, 16 epochs, 2 data sets x 5 batch orders: full-data violation 0.062-0.071
         without the split, 0.006-0.011 with it; ``benchmarks/bench_stiefel.py --only
         split``). Same cost.
+    preconditioner : {None, 'diagonal', 'low-rank'}, default=None
+        Landing in the coordinates :math:`V = P^{-1/2}W` with :math:`P \approx
+        (S + \rho I)^{-1}` estimated once per view (see ``fit_preconditioner`` in this
+        module) from ``min(n, 8192)`` rows (in :meth:`fit` a strided subset with
+        ``variance_reduction``, the first rows otherwise; the first batch of
+        :meth:`partial_fit`): ``'diagonal'`` divides by the feature variances,
+        ``'low-rank'`` also inverts the ``preconditioner_rank`` leading directions of the
+        scaled covariance and the average of the rest (O(8192 d k) once, O(d k p) a step, no
+        (d, d) matrix). The fixed points do not change (a linear change of variables); the
+        step is applied along :math:`P \times` the landing field, so the rate no longer
+        depends on the conditioning of the covariances: use ``'low-rank'`` when a few
+        directions dominate the variance (the usual case for features with shared factors),
+        ``'diagonal'`` for unequal feature scales. ``None`` keeps the plain field.
+    preconditioner_rank : int or 'auto', default='auto'
+        k of ``'low-rank'`` (and of ``init='subset'``); ``'auto'`` is ``2 p + 10``, at most
+        ``d - 1``.
+    variance_reduction : bool, default=False
+        :meth:`fit` only (ignored by :meth:`partial_fit`, whose stream has no second pass):
+        SVRG-style control variates (Johnson & Zhang, NeurIPS 2013). Every term of the CCA
+        landing field is built from :math:`S_{xx}W_x, S_{xy}W_y, S_{yy}W_y, S_{yx}W_x`, all
+        linear in W; an *anchor pass* computes them exactly on all rows at the anchor
+        :math:`\tilde W` (one pass, no (d, d) matrix, also giving the exact full-data
+        objective and violation recorded in ``history_``), and each step of the following
+        inner loop (at most 32 steps of ``vr_batch_size`` rows, at most one epoch) uses
+        :math:`S\tilde W + X_b^\top X_b(W - \tilde W)/r` (per half batch, as with
+        ``split_batch``), whose noise vanishes as W and the anchor approach the solution. The
+        step stays constant (``lr_decay_epochs`` count anchors; ``'auto'`` means none) and the
+        iterate converges to the exact solution on the data rather than to a noise floor.
+        After ``max_epochs`` inner loops a last anchor pass gives the final statistics.
+        Worth it when the noise floor of plain minibatch steps is above the accuracy wanted,
+        and when the data are many times larger than ``vr_batch_size``.
+    vr_batch_size : int or 'auto', default='auto'
+        Rows per variance-reduced step; ``'auto'`` is ``max(batch_size, 8 max(d_x, d_y))``:
+        the control variate only helps when the batch covariance is close to the full one,
+        which needs several times more rows than features.
+    vr_warmup : float or 'auto', default='auto'
+        Epochs of plain minibatch steps (``batch_size`` rows) before the first anchor pass,
+        when the iterate is still far from the solution; ``'auto'`` is 0.5 with
+        ``init='random'`` and 0 with ``init='subset'``.
+    init : {'random', 'subset'}, default='random'
+        ``'random'``: Gaussian weights scaled to the constraint on the first batch.
+        ``'subset'``: the closed-form CCA of ``min(n, 8192)`` rows (in :meth:`fit` a strided
+        subset with ``variance_reduction``) restricted to the k leading principal directions
+        of each (diagonally scaled) view, k as in ``preconditioner_rank``: O(8192 d k) once,
+        the principal directions are the preconditioner's when it is ``'low-rank'``. A good
+        start when the canonical directions lie mostly in the leading principal subspaces
+        (shared factors that dominate the variance); otherwise it is only a better-than-random
+        start. Falls back to random when there are fewer than ``2 k`` rows.
     tol : float, default=1e-8
-        Full-batch mode only: stop when the squared norm of the landing direction falls below
-        ``tol`` times its initial value.
+        Full-batch mode: stop when the squared norm of the landing direction falls below
+        ``tol`` times its initial value. With ``variance_reduction``: stop when the full-data
+        objective changes by at most ``tol`` (relative) between two anchor passes.
     random_state : int, numpy Generator or None
         Seeds the initial weights and the minibatch order.
     verbose : bool, default=False
@@ -348,7 +401,7 @@ class LandingCCA(
     n_iter_ : int
         Number of landing steps taken.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Only when ``X`` was a DataFrame with string column names.
 
     Raises
