@@ -509,19 +509,35 @@ def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, 
         _, slope = plan.apply(xp.reshape(W0 @ Z, (m, k, n, n_concat)))
         slope2 = xp.sum(slope * slope, axis=-1)  # (m, k, n)
         t = xp.arange(n, dtype=Z.dtype, device=device(Z)) - float(onset)
-        h_tau = to_numpy(xp.sum(slope2, axis=-1)) * n * n * (1.0 - 1.0 / m) / (noise * total)
-        h_rho = to_numpy(xp.sum(slope2 * t * t, axis=-1))
+        mass = xp.sum(slope2, axis=-1)
+        h_tau = to_numpy(mass) * n * n * (1.0 - 1.0 / m) / (noise * total)
+        # dilate around the centroid c of each source's slope energy rather than the onset:
+        # d = e + (r - 1) kappa with kappa = (c - onset) / n decorrelates the dilation r from
+        # the delay e (a dilation about a point far from the source's content acts mostly as a
+        # delay, which a diagonal scaling cannot undo)
+        kappa = np.zeros((m, k))
+        if use_rho:
+            tc = to_numpy(xp.sum(slope2 * t, axis=-1)) / np.maximum(to_numpy(mass), 1e-300)
+            kappa = tc / n
+            if warp_padding(n, onset, rho_bound,
+                            tau_bound + (rho_bound - 1.0) * np.abs(kappa).max()) > n:
+                kappa = np.zeros((m, k))
+        tcx = from_numpy(kappa * n, Z)[..., None]
+        h_rho = to_numpy(xp.sum(slope2 * (t - tcx) ** 2, axis=-1))
         h_rho = h_rho * (1.0 - 1.0 / m) / (noise * total)
         c_tau = np.sqrt(h_tau + 1.0)
         c_rho = np.sqrt(h_rho + 1.0)
+        pad = warp_padding(n, onset, rho_bound,
+                           tau_bound + (rho_bound - 1.0) * np.abs(kappa).max())
     else:
         c_tau = c_rho = np.ones((m, k))
+        kappa = np.zeros((m, k))
 
     def unpack(x):
         W = x[:n_w].reshape(m, k, k) / c_w
         r = 1.0 + x[n_w:n_w + m * k].reshape(m, k) / c_rho if use_rho else np.ones((m, k))
         d = x[n_w + m * k:].reshape(m, k) / c_tau if use_tau else np.zeros((m, k))
-        return W, r, d
+        return W, r, d + (r - 1.0) * kappa
 
     def fun(x):
         W, r, d = unpack(x)
@@ -534,16 +550,17 @@ def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, 
             return np.inf, np.zeros_like(x)
         g = np.zeros_like(x)
         g[:n_w] = to_numpy(gW).ravel() / c_w
+        gd = to_numpy(gd)
         if use_rho:
-            g[n_w:n_w + m * k] = (to_numpy(gr) / c_rho).ravel()
+            g[n_w:n_w + m * k] = ((to_numpy(gr) + kappa * gd) / c_rho).ravel()
         if use_tau:
-            g[n_w + m * k:] = (to_numpy(gd) / c_tau).ravel()
+            g[n_w + m * k:] = (gd / c_tau).ravel()
         return loss, g
 
     x0 = np.concatenate([
         to_numpy(W0).ravel() * c_w,
         ((rho0 - 1.0) * c_rho).ravel(),
-        (tau0 * c_tau).ravel(),
+        ((tau0 - (rho0 - 1.0) * kappa) * c_tau).ravel(),
     ]).astype(np.float64)
     inf = np.inf
     bounds = [(-inf, inf)] * n_w
