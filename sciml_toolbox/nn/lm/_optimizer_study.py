@@ -9,7 +9,6 @@ AdEMAMix, whose slow EMA keeps that gradient for about 1 / (1 - beta3) steps).
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 
 from ._corpus import DomainCorpus
 from ._model import TinyLM, TinyLMConfig
+from ._train import lr_multiplier
 
 __all__ = ["compare_optimizers"]
 
@@ -38,13 +38,8 @@ def _make_optimizer(name, model, n_steps, lr, alpha, beta3, weight_decay):
 
 
 def _schedule(n_steps, warmup):
-    def f(step):  # linear warmup, cosine decay to 10%
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, n_steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
-
-    return f
+    """Linear warmup, cosine decay to 10% at step ``n_steps`` (the last LambdaLR call)."""
+    return lambda step: lr_multiplier(step, n_steps + 1, "cosine", warmup, 0.1)
 
 
 @torch.no_grad()
