@@ -1,4 +1,4 @@
-"""Forgetting study with pretraining-data injection, and scaling-law fitting speed.
+"""Forgetting study with pretraining-data injection.
 
 Study (Bethune et al., 2025, at small scale): TinyLMs of 3 sizes pretrained on CPython's
 standard-library source (the generic domain), finetuned on ``pydoc_data.topics`` prose (the
@@ -6,11 +6,7 @@ target) with D unique target tokens and a fraction p in {0, 0.1%, 1%, 5%} of gen
 injected; forgetting = generic validation loss after finetuning. The forgetting law and the
 candidate finetuning laws are fitted on the runs (held-out error by 4-fold cross-validation).
 
-Fit speed: the 4,500-start Huber/L-BFGS fit of the Chinchilla law on 245 points generated with
-the Epoch AI replication parameters, vectorised over starts (``ChinchillaLaw``) against the
-anchor, a loop of ``scipy.optimize.minimize(method='L-BFGS-B')`` over the same starts (quick
-mode times 500 random starts, with one BLAS thread, and scales to 4,500; ``--full`` runs all
-of them).
+The scaling-law fit speed (formerly timed here) is measured by ``bench_scaling.py``.
 
 Run: ``python benchmarks/bench_forgetting.py``.
 """
@@ -29,64 +25,19 @@ import _common  # noqa: E402
 from _common import write_result  # noqa: E402
 
 NAME = "forgetting"
-EPOCH = {"E": 1.817, "A": 477.8, "B": 2143.9, "alpha": 0.347, "beta": 0.367}
 
 
 def _flags(p):
     """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--skip-study", action="store_true", help="only the fit-speed comparison")
     p.add_argument("--note", default=None, help="free-text note stored in the result")
     p.add_argument("--refit", action="store_true",
-                   help="reuse the runs and fit-speed numbers of the existing result JSON and "
-                        "only redo the law fits")
+                   help="reuse the runs of the existing result JSON and only redo the law "
+                        "fits")
 
 
 def parse_args(argv=None):
     return _common.parse_args(__doc__.splitlines()[0], argv, extra=_flags)
-
-
-def fit_speed(full):
-    from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
-
-    from sciml_toolbox.scaling import ChinchillaLaw
-
-    rng = np.random.default_rng(0)
-    N = np.exp(rng.uniform(np.log(7e7), np.log(1.6e10), 245))
-    D = np.exp(rng.uniform(np.log(5e9), np.log(5e11), 245))
-    X = np.c_[N, D]
-    y = EPOCH["E"] + EPOCH["A"] / N ** EPOCH["alpha"] + EPOCH["B"] / D ** EPOCH["beta"]
-    y = y * np.exp(rng.normal(0, 1e-3, 245))
-    law = ChinchillaLaw()
-    t0 = time.perf_counter()
-    law.fit(X, y)
-    t_batched = time.perf_counter() - t0
-    grid = law._default_grid()
-    fg = law._objective(law._features(X), np.log(y))
-
-    def one(th):
-        f, g = fg(th[None, :], np.zeros(1, int))
-        return f[0], g[0]
-
-    idx = np.arange(len(grid)) if full else rng.choice(len(grid), 500, replace=False)
-    # one BLAS thread: L-BFGS-B on 5 parameters is >10x slower with threads on a busy CPU
-    with threadpool_limits(limits=1, user_api="blas"):
-        t0 = time.perf_counter()
-        best_f, best_x = np.inf, None
-        for i in idx:
-            r = minimize(one, grid[i], jac=True, method="L-BFGS-B")
-            if r.fun < best_f:
-                best_f, best_x = r.fun, r.x
-        t_loop = (time.perf_counter() - t0) * len(grid) / len(idx)
-    return {
-        "n_points": 245, "n_starts": int(len(grid)), "scipy_starts_timed": int(len(idx)),
-        "batched_seconds": t_batched, "scipy_loop_seconds_for_4500": t_loop,
-        "speedup": t_loop / t_batched, "batched_objective": law.loss_,
-        "scipy_best_objective_on_timed_starts": float(best_f),
-        "batched_params": law.params_, "scipy_params": law._natural(best_x),
-        "true_params": EPOCH,
-    }
 
 
 def study(full, device):
@@ -169,16 +120,10 @@ def main(argv=None):
         payload = json.loads(path.read_text())["results"]
         payload["study"].update(analyse(payload["study"]))
     else:
-        payload = {"device": args.device, "fit_speed": fit_speed(args.full)}
-        if args.skip_study and path.exists():  # keep the stored study
-            old = json.loads(path.read_text())["results"]
-            if "study" in old:
-                payload["study"] = old["study"]
+        payload = {"device": args.device}
     if args.note:
         payload["note"] = args.note
-    print("fit speed:", {k: v for k, v in payload["fit_speed"].items()
-                         if not isinstance(v, dict)})
-    if not args.skip_study and not args.refit:
+    if not args.refit:
         payload["study"] = study(args.full, args.device)
     if "study" in payload:
         s = payload["study"]
