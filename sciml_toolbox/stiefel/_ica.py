@@ -93,22 +93,13 @@ class LandingICA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Estimator):
         :math:`B_\zeta W = X_b^\top(X_bW)/r_h` separately on the two halves of each batch
         (an odd last row is dropped) and combine them as in
         ``landing_direction(BX2=..., G2=...)``, so that the normal direction and the
-        constraint drift of the tangent part are unbiased. One batch used for every factor
-        leaves an :math:`O(1/r)` bias: the iterate settles inside the manifold
-        (:math:`W^\top \mathrm{Cov}(x) W \approx 0.96\,I` at r = 200) at a violation that no
-        step-size decay removes. Same cost (one product per half). Measured on Laplace
-        sources, 20k x 5, p = 5, r = 200, step x0.3 every 2 epochs from epoch 4, 16 epochs,
-        2 data sets x 5 batch orders: full-data violation 0.094-0.100 without the split,
-        0.009-0.022 with it (0.18-0.19 vs 0.017-0.023 at r = 100;
-        ``benchmarks/bench_stiefel.py --only split``). Default ``False``
-        because the Amari distance is not better and on one of the two data sets measured
-        it is worse: on the data seed where this schedule ends before convergence (Amari
-        limited by the number of steps; a larger step improves it) the split run converges
-        more slowly, Amari distance 0.003-0.080 vs 0.002-0.060 without the split (1.3-1.9x
-        per batch order; 3.5-8.8x at r = 100); on the other, 0.0002-0.0009 vs
-        0.0002-0.0005. Use it when the
+        constraint drift of the tangent part are unbiased, at the same cost (one product per
+        half). One batch in every factor leaves an :math:`O(1/r)` bias: the iterate settles
+        inside the manifold at a violation that no step-size decay removes. Use it when the
         whitening of the outputs (:math:`W^\top \mathrm{Cov}(x) W = I`) matters, e.g. for
-        small batches.
+        small batches; default ``False`` because it can slow the convergence of the unmixing
+        itself (Amari distance). Measurements: the user guide (doc/guide/stiefel.rst,
+        ``split_batch``) and ``benchmarks/stiefel.md``.
     tol : float, default=1e-8
         Full-batch mode only: stop when the squared direction norm is below ``tol`` times its
         initial value.
