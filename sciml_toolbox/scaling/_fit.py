@@ -57,8 +57,7 @@ def batched_lbfgs(fun_grad, x0, *, max_iter=1000, memory=10, gtol=1e-9, ftol=1e-
     trial for all rows still running), so thousands of starts cost little more than one.
     Rows leave the working set as soon as they stop, so the cost of an iteration follows the
     number of rows still running. The line search is a backtracking Armijo search from the
-    unit step (accepted about nine times in ten near a minimum) with quadratic interpolation
-    of the step.
+    unit step (optionally capped, see ``max_step``) with quadratic interpolation of the step.
 
     Parameters
     ----------
