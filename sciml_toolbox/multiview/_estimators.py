@@ -474,9 +474,9 @@ class MVICAD(MVICA):
         (the returned delays are then centred exactly).
     smoothing : int, default=1
         Length of a moving average (circular within each epoch) applied to the unwarped
-        sources in the loss, like the authors' smoothing filter. 2-3 helps with many sources
-        (on the paper's m=10, k=10 setting, seed 0: Amari distance 3.2e-4 with 3 against
-        1.0e-3 with 1), at about twice the cost per iteration.
+        sources in the loss, like the authors' smoothing filter. 2-3 helps with many sources,
+        at about twice the cost per iteration (measurements: the user guide,
+        doc/guide/multiview.rst, and ``benchmarks/multiview.md``).
     max_iter, tol, random_state, verbose
         See :class:`MVICA`.
 
@@ -573,9 +573,9 @@ class MVICAD2(MVICAD):
         Weight of the mean-warp penalty.
     smoothing : int, default=1
         Length of a moving average (circular within each epoch) applied to the unwarped
-        sources in the loss, like the authors' smoothing filter. 2-3 helps with many sources
-        (on the paper's m=10, k=10 setting, seed 0: Amari distance 3.2e-4 with 3 against
-        1.0e-3 with 1), at about twice the cost per iteration.
+        sources in the loss, like the authors' smoothing filter. 2-3 helps with many sources,
+        at about twice the cost per iteration (measurements: the user guide,
+        doc/guide/multiview.rst, and ``benchmarks/multiview.md``).
     max_iter, tol, random_state, verbose
         See :class:`MVICA`.
 
