@@ -43,8 +43,8 @@ def _single_thread_blas(arr, n_blocks):
     """Limit NumPy's BLAS to one thread inside a loop over several blocks.
 
     The block products are skinny (inner dimension k, typically d), so the start-up of BLAS
-    threads for each of them costs more than it saves; measured on a loaded 2-core machine the
-    blocked loop was 2x slower than the dense matrix with threads and faster without.
+    threads for each of them costs more than it saves (timings with and without threads in
+    ``benchmarks/dynamics.md``).
     """
     global _BLAS
     if n_blocks <= 1 or not isinstance(arr, np.ndarray):

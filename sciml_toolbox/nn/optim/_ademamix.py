@@ -449,8 +449,8 @@ def _foreach_update(ps, gs, As, Bs, vs, c):
 
 
 #: on CPU the foreach path runs on slices of this many elements, a few per call, so that the
-#: arrays and temporaries of one call stay in the L2 cache (about 1.9x faster at 10M parameters
-#: than whole tensors, whose temporaries also pay fresh page faults at every step)
+#: arrays and temporaries of one call stay in the L2 cache (faster than whole tensors, whose
+#: temporaries also pay fresh page faults at every step; timings in benchmarks/optim.md)
 _CPU_SLICE = 1 << 16
 _CPU_CALL = 1 << 18
 
