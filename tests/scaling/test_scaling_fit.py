@@ -151,3 +151,21 @@ def test_overflowing_parameters_warn():
         law.fit(X, y)
     assert np.isfinite(law.loss_)
     assert law.theta_[0] > 709
+
+
+def test_capped_first_step_reaches_scipy_minima():
+    # max_step only shortens trial steps: the minima of Rosenbrock problems started far away
+    # (first steps much longer than the cap) are those of SciPy's L-BFGS-B
+    from scipy.optimize import rosen, rosen_der
+
+    x0 = make_grid([-30.0, 0.0, 25.0], [-20.0, 40.0])
+
+    def fg(x, rows):
+        return np.array([rosen(v) for v in x]), np.array([rosen_der(v) for v in x])
+
+    x, f, n_iter, conv = batched_lbfgs(fg, x0, max_iter=2000, max_step=0.5)
+    assert conv.all()
+    for start, sol in zip(x0, x, strict=True):
+        ref = minimize(rosen, start, jac=rosen_der, method="L-BFGS-B",
+                       options={"maxiter": 5000}).x
+        np.testing.assert_allclose(sol, ref, atol=1e-4)
