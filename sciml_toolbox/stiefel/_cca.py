@@ -36,6 +36,8 @@ _ANCHOR_CHUNK = 16384
 _CURVATURE_ROWS = 2048
 # variance-reduced steps between two anchor passes (at most one epoch)
 _INNER_STEPS = 32
+# at most this many warm-up steps with vr_warmup='auto' (and at most half an epoch)
+_WARMUP_STEPS = 200
 
 
 def _check_decay_epochs(epochs):
@@ -339,13 +341,14 @@ class LandingCCA(
         Worth it when the noise floor of plain minibatch steps is above the accuracy wanted,
         and when the data are many times larger than ``vr_batch_size``.
     vr_batch_size : int or 'auto', default='auto'
-        Rows per variance-reduced step; ``'auto'`` is ``max(batch_size, 8 max(d_x, d_y))``:
-        the control variate only helps when the batch covariance is close to the full one,
-        which needs several times more rows than features.
+        Rows per variance-reduced step; ``'auto'`` is ``max(batch_size, 8 d, min(n / 32,
+        16 d))`` with ``d = max(d_x, d_y)``: the control variate only helps when the batch
+        covariance is close to the full one, which needs several times more rows than
+        features, and 16 d when 32 such batches still fit in one epoch.
     vr_warmup : float or 'auto', default='auto'
         Epochs of plain minibatch steps (``batch_size`` rows) before the first anchor pass,
-        when the iterate is still far from the solution; ``'auto'`` is 0.5 with
-        ``init='random'`` and 0 with ``init='subset'``.
+        when the iterate is still far from the solution; ``'auto'`` is half an epoch, at most
+        200 steps, with ``init='random'`` and 0 with ``init='subset'``.
     init : {'random', 'subset'}, default='random'
         ``'random'``: Gaussian weights scaled to the constraint on the first batch.
         ``'subset'``: the closed-form CCA of ``min(n, 8192)`` rows (in :meth:`fit` a strided
@@ -751,7 +754,8 @@ class LandingCCA(
                                Y[::stride, ...][:m, ...] - self.y_mean_)
         r = min(self.batch_size, n)
         if self.vr_batch_size == "auto":
-            r_vr = min(n, max(r, 8 * max(dx, dy)))
+            d = max(dx, dy)
+            r_vr = min(n, max(r, 8 * d, min(n // _INNER_STEPS, 16 * d)))
         else:
             r_vr = min(self.vr_batch_size, n)
         t0 = time.perf_counter()
@@ -765,7 +769,7 @@ class LandingCCA(
         # warm-up: plain minibatch steps while far from the solution
         warm = self.vr_warmup
         if warm == "auto":
-            warm = 0.0 if self.init == "subset" else 0.5
+            warm = 0.0 if self.init == "subset" else min(0.5, _WARMUP_STEPS * r / n)
         n_warm, nb = int(warm * n) // r, n // r
         for b in range(n_warm):
             if b % nb == 0:
