@@ -17,6 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .._array_api import cholesky, eigh, get_namespace, inv, make_generator, qr, svd
 from .._base import Estimator, Interval, StrOptions, reject_unsupported
+from .._numerics import power_iteration
 from .._validation import (
     check_array,
     check_consistent_length,
@@ -192,18 +193,9 @@ def apply_preconditioner(precond, F):
 def preconditioned_lambda_max(Xs, precond, reg, n_iter=20, seed=0):
     r"""Largest eigenvalue of :math:`P(X_s^\top X_s/m + \rho I)` by power iteration (the
     eigenvalues are those of the symmetric :math:`P^{1/2}(S + \rho I)P^{1/2}`)."""
-    xp = get_namespace(Xs)
     m, d = Xs.shape
-    v = make_generator(seed, xp, Xs.device).normal((d, 1), dtype=Xs.dtype)
-    v = v / xp.linalg.vector_norm(v)
-    lam = 0.0
-    for _ in range(n_iter):
-        w = apply_preconditioner(precond, Xs.T @ (Xs @ v) / m + reg * v)
-        lam = float(xp.linalg.vector_norm(w))
-        if lam == 0.0:
-            return 0.0
-        v = w / lam
-    return lam
+    return power_iteration(lambda v: apply_preconditioner(precond, Xs.T @ (Xs @ v) / m + reg * v),
+                           d, Xs, n_iter=n_iter, seed=seed)
 
 
 def preconditioned_direction(W, G, BW, precond, *, omega, BW2=None, G2=None):
@@ -305,10 +297,8 @@ class LandingCCA(
         that both the normal direction and the constraint drift of the tangent part are
         unbiased. One batch used for every factor leaves an :math:`O(1/r)` bias: a drift off
         the manifold that the normal term balances at a violation that no step-size decay
-        removes (measured on 20k x (20 + 20), p = 3, r = 200, step x0.3 every 2 epochs from
-        epoch 4, 16 epochs, 2 data sets x 5 batch orders: full-data violation 0.062-0.071
-        without the split, 0.006-0.011 with it; ``benchmarks/bench_stiefel.py --only
-        split``). Same cost.
+        removes. Same cost. Measurements: the user guide (doc/guide/stiefel.rst,
+        ``split_batch``) and ``benchmarks/stiefel.md``.
     preconditioner : {None, 'diagonal', 'low-rank'}, default=None
         Landing in the coordinates :math:`V = P^{-1/2}W` with :math:`P \approx
         (S + \rho I)^{-1}` estimated once per view (see ``fit_preconditioner`` in this
