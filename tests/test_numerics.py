@@ -23,6 +23,7 @@ from sciml_toolbox._numerics import (
     dopri5_step_factor,
     lloyd_kmeans,
     nearest_centre,
+    nearest_neighbour,
     power_iteration,
     rk4_step,
     segment_max,
@@ -250,6 +251,41 @@ def test_nearest_centre_matches_sklearn(n_centres):
     got = nearest_centre(z, centres)
     want = NearestNeighbors(n_neighbors=1).fit(centres).kneighbors(z, return_distance=False)
     np.testing.assert_array_equal(got, want[:, 0])
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7, 1000])
+def test_nearest_neighbour_matches_sklearn(chunk_size):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((700, 4))
+    reference = rng.standard_normal((40, 4)) * [1.0, 2.0, 0.5, 3.0]
+    dist, index = nearest_neighbour(x, reference, chunk_size=chunk_size)
+    want_d, want_i = NearestNeighbors(n_neighbors=1).fit(reference).kneighbors(x)
+    np.testing.assert_array_equal(index, want_i[:, 0])
+    np.testing.assert_allclose(dist, want_d[:, 0], rtol=1e-13)
+    assert index.dtype == np.int64
+    np.testing.assert_array_equal(
+        nearest_neighbour(x, reference, chunk_size=chunk_size, return_distance=False), index)
+
+
+def test_nearest_neighbour_row_blocks():
+    # 2^21 // 4096 = 512 rows per block: 1200 rows need three blocks
+    rng = np.random.default_rng(11)
+    x, reference = rng.standard_normal((1200, 2)), rng.standard_normal((5000, 2))
+    dist, index = nearest_neighbour(x, reference, chunk_size=4096)
+    want_d, want_i = NearestNeighbors(n_neighbors=1).fit(reference).kneighbors(x)
+    np.testing.assert_array_equal(index, want_i[:, 0])
+    np.testing.assert_allclose(dist, want_d[:, 0], rtol=1e-12)
+
+
+def test_nearest_neighbour_keeps_the_namespace(xp):
+    rng = np.random.default_rng(12)
+    x, reference = rng.standard_normal((30, 3)), rng.standard_normal((20, 3))
+    dist, index = nearest_neighbour(xp.asarray(x), xp.asarray(reference), chunk_size=6)
+    _same_namespace(dist, xp)
+    _same_namespace(index, xp)
+    d = cdist(x, reference)
+    np.testing.assert_array_equal(to_numpy(index), np.argmin(d, axis=1))
+    np.testing.assert_allclose(to_numpy(dist), np.min(d, axis=1), rtol=1e-13)
 
 
 def test_nearest_centre_keeps_the_namespace(xp):

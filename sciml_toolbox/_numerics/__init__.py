@@ -6,11 +6,18 @@ They are private: the method packages call them, users call the methods.
 
 * :mod:`._ode`: Dormand-Prince 5(4) and classical Runge-Kutta steps (``dynamics``).
 * :mod:`._krylov`: conjugate gradients and power iteration (``bilevel``, ``stiefel``).
-* :mod:`._cluster`: Lloyd k-means, exact nearest-centre search and segment reductions
-  (``nn.diffusion``).
+* :mod:`._cluster`: Lloyd k-means, exact nearest-neighbour search and segment reductions
+  (``nn.diffusion``: SPELL's cells and the memorisation metrics).
 """
 
-from ._cluster import bias_minus_2_cross, lloyd_kmeans, nearest_centre, segment_max, segment_sum
+from ._cluster import (
+    bias_minus_2_cross,
+    lloyd_kmeans,
+    nearest_centre,
+    nearest_neighbour,
+    segment_max,
+    segment_sum,
+)
 from ._krylov import NonPositiveCurvature, conjugate_gradient, power_iteration
 from ._ode import dopri5_step, dopri5_step_factor, rk4_step
 
@@ -22,6 +29,7 @@ __all__ = [
     "NonPositiveCurvature",
     "power_iteration",
     "lloyd_kmeans",
+    "nearest_neighbour",
     "nearest_centre",
     "segment_sum",
     "segment_max",

@@ -1,4 +1,4 @@
-"""Lloyd k-means, exact nearest-centre search and the segment reductions they need.
+"""Lloyd k-means, exact nearest-neighbour search and the segment reductions they need.
 
 The segment reductions and the fused ``bias - 2 x z^T`` product are outside the array API
 standard: each has one fast path per backend (torch ``index_add_`` / ``addmm``, NumPy
@@ -11,7 +11,14 @@ import numpy as np
 
 from .._array_api import device, get_namespace, namespace_name
 
-__all__ = ["bias_minus_2_cross", "segment_sum", "segment_max", "nearest_centre", "lloyd_kmeans"]
+__all__ = [
+    "bias_minus_2_cross",
+    "segment_sum",
+    "segment_max",
+    "nearest_neighbour",
+    "nearest_centre",
+    "lloyd_kmeans",
+]
 
 # number of elements of the (rows, centres) distance block built at once
 _BLOCK_ELEMENTS = 1 << 21
@@ -105,11 +112,63 @@ def segment_max(values, index, n, xp):
     return xp.max(xp.where(hit, values[None, :], xp.zeros_like(values[None, :])), axis=1)
 
 
-def nearest_centre(z, centres):
-    """Index of the nearest centre (Euclidean) of each row of ``z``: exact brute-force search.
+def nearest_neighbour(x, reference, *, chunk_size=None, return_distance=True):
+    """Nearest row of ``reference`` (Euclidean) for each row of ``x``: exact brute-force search.
 
-    Builds the distance block a bounded number of rows at a time, so memory stays
-    O(2^21 + m) whatever the number of rows.
+    The candidates are ranked by the expansion ``||z||^2 - 2 x.z`` (one matrix product per
+    block), built at most ``chunk_size`` references and about 2^21 elements at a time, so that
+    memory stays bounded whatever the sizes; the returned distances are then recomputed from
+    the exact differences to the winners.
+
+    Parameters
+    ----------
+    x : array, shape (n, d)
+    reference : array, shape (m, d)
+        At least one row.
+    chunk_size : int, optional
+        References compared at once (default: all of them).
+    return_distance : bool, default=True
+        Also return the distances.
+
+    Returns
+    -------
+    dist : array, shape (n,)
+        Distance to the nearest reference (only with ``return_distance=True``).
+    index : int64 array, shape (n,)
+        Its row in ``reference``; ties go to the lowest index (up to the rounding of the
+        expansion for near-ties).
+    """
+    xp = get_namespace(x, reference)
+    n = x.shape[0]
+    m = reference.shape[0]
+    chunk = max(1, m if chunk_size is None else min(int(chunk_size), m))
+    rows = max(256, _BLOCK_ELEMENTS // chunk)
+    zsq = xp.sum(reference * reference, axis=1)
+    found = []
+    for a in range(0, n, rows):
+        xa = x[a:min(a + rows, n), ...]
+        best = best_idx = None
+        for start in range(0, m, chunk):
+            stop = min(start + chunk, m)
+            score = bias_minus_2_cross(xa, reference[start:stop, ...], zsq[start:stop], xp)
+            j = xp.astype(xp.argmin(score, axis=1), xp.int64) + start
+            if best is None:
+                best, best_idx = xp.min(score, axis=1), j
+            else:
+                v = xp.min(score, axis=1)
+                better = v < best
+                best = xp.where(better, v, best)
+                best_idx = xp.where(better, j, best_idx)
+        found.append(best_idx)
+    index = xp.concat(found) if found else xp.zeros((0,), dtype=xp.int64, device=device(x))
+    if not return_distance:
+        return index
+    diff = x - xp.take(reference, index, axis=0)
+    return xp.sqrt(xp.sum(diff * diff, axis=1)), index
+
+
+def nearest_centre(z, centres):
+    """Index of the nearest centre of each row of ``z`` (:func:`nearest_neighbour`).
 
     Parameters
     ----------
@@ -118,18 +177,9 @@ def nearest_centre(z, centres):
 
     Returns
     -------
-    labels : integer array, shape (m,)
-        Ties go to the lowest index.
+    labels : int64 array, shape (m,)
     """
-    xp = get_namespace(z)
-    csq = xp.sum(centres * centres, axis=1)
-    m = z.shape[0]
-    chunk_rows = max(256, _BLOCK_ELEMENTS // centres.shape[0])
-    return xp.concat([
-        xp.argmin(bias_minus_2_cross(z[a:min(a + chunk_rows, m), ...], centres, csq, xp),
-                  axis=1)
-        for a in range(0, m, chunk_rows)
-    ])
+    return nearest_neighbour(z, centres, return_distance=False)
 
 
 def lloyd_kmeans(z, k, *, n_iter=5):

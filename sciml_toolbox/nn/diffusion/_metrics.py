@@ -21,6 +21,7 @@ References
 from __future__ import annotations
 
 from ..._array_api import eigh, get_namespace
+from ..._numerics import nearest_neighbour
 from ..._validation import check_array, check_int, check_option, check_positive
 
 __all__ = ["vendi_score", "knn_precision_recall", "shield_share", "nearest_distance"]
@@ -113,24 +114,8 @@ def nearest_distance(x, reference, *, chunk_size=4096):
     chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
     if x.shape[1] != reference.shape[1]:
         raise ValueError(f"reference has dimension {reference.shape[1]}, x has {x.shape[1]}")
-    xp = get_namespace(x, reference)
-    best = None
-    best_idx = None
-    for start in range(0, reference.shape[0], chunk_size):
-        d2 = _sqdist(x, reference[start:min(start + chunk_size, reference.shape[0]), ...])
-        j = xp.argmin(d2, axis=1)
-        v = xp.min(d2, axis=1)
-        j = xp.astype(j, xp.int64) + start
-        if best is None:
-            best, best_idx = v, j
-        else:
-            better = v < best
-            best = xp.where(better, v, best)
-            best_idx = xp.where(better, j, best_idx)
-    # refine the winners with exact differences
-    zb = xp.take(reference, best_idx, axis=0)
-    diff = x - zb
-    return xp.sqrt(xp.sum(diff * diff, axis=1)), best_idx
+    get_namespace(x, reference)  # one namespace
+    return nearest_neighbour(x, reference, chunk_size=chunk_size)
 
 
 def shield_share(samples, reference, radius, *, chunk_size=4096):
