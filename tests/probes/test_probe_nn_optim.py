@@ -13,6 +13,8 @@ from sciml_toolbox.nn.optim import (
     ademamix_beta3_scheduler,
 )
 
+from ._probe_utils import expect_error
+
 PROBED = {"sciml_toolbox.nn.optim": {"AdEMAMix", "SimplifiedAdEMAMix",
                                      "ademamix_alpha_scheduler", "ademamix_beta3_scheduler",
                                      "LandingGeneralizedStiefel"}}
@@ -138,3 +140,121 @@ def test_ademamix_empty_parameter_list_and_non_tensor():
         AdEMAMix([])
     with pytest.raises(TypeError, match="params"):
         AdEMAMix([1.0])
+
+
+# -------------------------------------------------------------------------- landing: step inputs
+def _landing(momentum=0.0, groups=1):
+    """An optimizer over ``groups`` (4, 2) float64 parameters with gradients set."""
+    g = torch.Generator().manual_seed(0)
+    ps = [torch.nn.Parameter(0.5 * torch.randn(4, 2, generator=g, dtype=torch.float64))
+          for _ in range(groups)]
+    for p in ps:
+        p.grad = torch.randn(4, 2, generator=g, dtype=torch.float64)
+    opt = LandingGeneralizedStiefel([{"params": [p]} for p in ps], lr=0.1, momentum=momentum)
+    return opt, ps
+
+
+_EYE = torch.eye(4, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(B=torch.eye(3, dtype=torch.float64)), ValueError, "B"),
+    (dict(B=torch.ones(4, 2, dtype=torch.float64)), ValueError, "B"),
+    (dict(B=torch.eye(4)), TypeError, "B"),  # float32 for a float64 parameter
+    (dict(B=_EYE.numpy()), TypeError, "B"),
+    (dict(B=_EYE.to(torch.complex128)), TypeError, "B"),
+    (dict(B=lambda V: V[:3]), ValueError, "B"),  # a callable B returning the wrong shape
+    (dict(BX=torch.ones(4, 2)), TypeError, "BX"),
+    (dict(BX=torch.ones(4, 2, dtype=torch.float64).tolist()), TypeError, "BX"),
+    (dict(B=torch.eye(5, dtype=torch.float64), BX=torch.ones(4, 2, dtype=torch.float64)),
+     ValueError, "B"),
+])
+def test_landing_step_bad_B_shape_type(kw, error, match):
+    opt, (p,) = _landing()
+    before = p.detach().clone()
+    expect_error(lambda: opt.step(**kw), match, error)
+    assert torch.equal(p.detach(), before)
+
+
+def _nan_at(t, value=NAN):
+    t = t.clone()
+    t.view(-1)[1] = value
+    return t
+
+
+@pytest.mark.parametrize("value", [NAN, INF])
+@pytest.mark.parametrize("where, match", [
+    ("B", "B"), ("B_with_BX", "B"), ("BX", "BX"), ("grad", "grad"), ("param", "params"),
+    ("BX2", "BX2"), ("grad2", "grad2"),
+])
+def test_landing_step_nonfinite_input_raises_and_changes_nothing(where, match, value):
+    # the update is computed before anything is written: parameter and momentum buffer after
+    # the failed step equal the ones before it (a good step first fills the buffer)
+    opt, (p,) = _landing(momentum=0.9)
+    opt.step(B=_EYE)
+    buf = opt.state[p]["momentum_buffer"].clone()
+    BX = (_EYE @ p).detach()
+    kw = dict(B=_EYE)
+    if where == "B":
+        kw = dict(B=_nan_at(_EYE, value))
+    elif where == "B_with_BX":  # B only serves the safe step's curvature
+        kw = dict(B=_nan_at(_EYE, value), BX=BX)
+    elif where == "BX":
+        kw = dict(BX=_nan_at(BX, value))
+    elif where == "grad":
+        p.grad = _nan_at(p.grad, value)
+    elif where == "param":
+        with torch.no_grad():
+            p.view(-1)[1] = value
+    elif where == "BX2":
+        kw = dict(BX=BX, BX2=_nan_at(BX, value))
+    elif where == "grad2":
+        kw = dict(BX=BX, BX2=BX, grad2=[_nan_at(p.grad, value)])
+    before = p.detach().clone()
+    expect_error(lambda: opt.step(**kw), match, ValueError)
+    assert torch.equal(p.detach(), before) or where == "param" and bool(
+        ((p.detach() == before) | (p.detach().isnan() & before.isnan())).all())
+    assert torch.equal(opt.state[p]["momentum_buffer"], buf)
+
+
+def test_landing_nonfinite_in_second_group_leaves_first_group_unchanged():
+    opt, (p1, p2) = _landing(groups=2)
+    p2.grad = _nan_at(p2.grad)
+    b1 = p1.detach().clone()
+    err = expect_error(lambda: opt.step(B=_EYE), "grad", ValueError)
+    assert "params[1]" in str(err)
+    assert torch.equal(p1.detach(), b1)
+    # with a finite gradient the same step moves both parameters
+    p2.grad = torch.ones_like(p2)
+    opt.step(B=_EYE)
+    assert not torch.equal(p1.detach(), b1)
+
+
+def test_landing_callable_B_nan_on_the_direction_only():
+    # the callable gives a finite B X but NaN for the curvature product B D: the update is not
+    # finite although every tensor input is, and the message says so
+    opt, (p,) = _landing()
+    calls = []
+
+    def B(V):
+        calls.append(V)
+        return V if len(calls) == 1 else V * NAN
+
+    expect_error(lambda: opt.step(B=B), "B", ValueError)
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_landing_refuses_complex_parameters(dtype):
+    expect_error(lambda: LandingGeneralizedStiefel([_p(4, 2, dtype=dtype)], lr=0.1), "params",
+                 TypeError)
+    opt = LandingGeneralizedStiefel([_p(4, 2, dtype=torch.float64)], lr=0.1)
+    expect_error(lambda: opt.add_param_group({"params": [_p(4, 2, dtype=dtype)]}), "params",
+                 TypeError)
+    assert len(opt.param_groups) == 1
+
+
+def test_landing_add_param_group_checks_shape_and_takes_generators():
+    opt = LandingGeneralizedStiefel([_p(4, 2)], lr=0.1)
+    expect_error(lambda: opt.add_param_group({"params": [_p(2, 4)]}), "params", ValueError)
+    opt.add_param_group({"params": (q for q in [_p(5, 3)])})  # a generator, consumed once
+    assert [tuple(q.shape) for q in opt.param_groups[1]["params"]] == [(5, 3)]

@@ -72,6 +72,18 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
     parameters over all groups. A group may also hold a fixed ``"B"`` (tensor or callable).
     The relative gradient never inverts B, so a rank-deficient minibatch covariance is fine.
     Works with any torch device; DTensor (FSDP2) parameters are not handled specially.
+    Parameters must be real (float) tensors: the constraint is the real generalized Stiefel
+    manifold, and complex parameters raise ``TypeError``.
+
+    **Non-finite input raises.** :meth:`step` computes every update first and applies them
+    only when they are all finite; otherwise it raises ``ValueError`` naming the culprit (the
+    parameter, its gradient, ``B``, ``BX``, ...) and leaves every parameter and momentum
+    buffer as it was. The torch optimizers (``torch.optim.SGD``, ``Adam``) do not check and
+    write NaN into the parameters; this optimizer refuses instead, since a NaN direction also
+    destroys the constraint. The cost is one ``torch.isfinite(update).all()`` per parameter,
+    read once per step (one synchronisation on a GPU); the inputs are searched only on
+    failure. Under mixed precision, ``torch.amp.GradScaler.step`` skips the step when the
+    scaled gradients overflow, so such steps never reach this check.
 
     **Two independent minibatch estimates** (``BX2``, ``grad2``). With a random
     :math:`B_\zeta = A_b^\top A_b / r`, the landing field multiplies estimates of B with each
@@ -172,13 +184,31 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
             fused=fused,
         )
         super().__init__(params, defaults)
-        for group in self.param_groups:
-            for p in group["params"]:
+
+    def add_param_group(self, param_group):
+        """Add a parameter group, checking that its parameters are real 2-D (n, p) tensors."""
+        params = param_group.get("params") if isinstance(param_group, dict) else None
+        if isinstance(params, torch.Tensor):
+            params = [params]
+        elif params is not None and not isinstance(params, (list, tuple, set)):
+            params = list(params)  # a generator: consumed once here, handed on as a list
+        if params is not None:
+            param_group = {**param_group, "params": params}
+            for p in params:
+                if not isinstance(p, torch.Tensor):
+                    continue  # torch.optim.Optimizer raises its own TypeError
+                if not p.is_floating_point():
+                    # the constraint X^T B X = I is the real generalized Stiefel manifold
+                    raise TypeError(
+                        "params must be real floating-point tensors (the generalized Stiefel "
+                        f"constraint X^T B X = I is real), got dtype {p.dtype}"
+                    )
                 if p.ndim != 2 or p.shape[1] > p.shape[0]:
                     raise ValueError(
                         "params must be 2-D tensors of shape (n, p) with p <= n, got shape "
                         f"{tuple(p.shape)}"
                     )
+        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure=None, *, B=None, BX=None, BX2=None, grad2=None):
@@ -207,14 +237,27 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
         Returns
         -------
         loss : tensor or None
+
+        Raises
+        ------
+        ValueError
+            A shape that does not fit the parameter, or a non-finite update (a NaN or inf in
+            the parameter, its gradient, ``grad2``, ``B``, ``BX`` or ``BX2``); no parameter
+            or state is then changed.
+        TypeError
+            ``B``, ``BX``, ``BX2`` or ``grad2`` not a tensor of the parameter's dtype.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         index = -1
+        # every update (and momentum buffer) is computed first and applied only once all of
+        # them are finite, so that a bad input raises without touching any parameter or state
+        updates, new_buffers, inputs = [], [], []
         for group in self.param_groups:
             updates_p, updates_d = [], []
+            updates.append((group, updates_p, updates_d))
             for p in group["params"]:
                 index += 1
                 if p.grad is None:
@@ -231,13 +274,15 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                     raise ValueError(
                         "step() needs B or BX for every parameter (or a group with a 'B' entry)"
                     )
+                if Bp is not None and not callable(Bp):
+                    _check_B(Bp, p)
                 apply_B = (lambda V, M=Bp: M(V)) if callable(Bp) else (
                     None if Bp is None else (lambda V, M=Bp: M @ V)
                 )
                 bx_given = BXp is not None
                 if not bx_given:
                     BXp = apply_B(p)
-                _check_like(BXp, p, "BX")
+                _check_like(BXp, p, "BX" if bx_given else "B(X) (the product of B with X)")
                 BX2p = _lookup(BX2, p, index, "BX2")
                 G2 = _lookup(grad2, p, index, "grad2")
                 if BX2p is not None:
@@ -262,22 +307,24 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                 if group["momentum"]:
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
+                    # the new buffer is stored after the finiteness check (out of place)
                     if G2 is None:
                         if buf is None:
-                            buf = state["momentum_buffer"] = G.detach().clone()
+                            buf = G.detach().clone()
                         else:
-                            buf.mul_(group["momentum"]).add_(G)
+                            buf = buf * group["momentum"] + G
                         G = buf
                     else:
                         # one buffer (of the halves' mean); each half adds its own gradient to
                         # the previous buffer, which is independent of this batch
                         if buf is None:
                             G, G2 = G.detach().clone(), G2.detach().clone()
-                            state["momentum_buffer"] = 0.5 * (G + G2)
+                            buf = 0.5 * (G + G2)
                         else:
-                            past = buf.mul_(group["momentum"]).clone()
-                            buf.add_(0.5 * (G + G2))
+                            past = buf * group["momentum"]
+                            buf = past + 0.5 * (G + G2)
                             G, G2 = past + G, past + G2
+                    new_buffers.append((state, buf))
                 D = landing_direction(p, G, BXp, omega=group["omega"], BX2=BX2p, G2=G2,
                                       check_input=False)
                 eta = group["lr"]
@@ -295,6 +342,18 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                         eta = torch.clamp(safe, max=group["lr"])
                 updates_p.append(p)
                 updates_d.append(-eta * D)
+                inputs.append((index, p, G2, Bp, BXp, BX2p, bx_given))
+        # one finiteness check of the updates per step (flags computed first, then read; on a
+        # GPU this is one synchronisation); the inputs are searched only when it fails
+        flags = [torch.isfinite(d).all() for _, _, ds in updates for d in ds]
+        if not all(bool(f) for f in flags):
+            ds = [d for _, _, ds in updates for d in ds]
+            for d, args in zip(ds, inputs, strict=True):
+                if not bool(torch.isfinite(d).all()):
+                    _blame_nonfinite(*args)
+        for state, buf in new_buffers:
+            state["momentum_buffer"] = buf
+        for group, updates_p, updates_d in updates:
             if not updates_p:
                 continue
             if group["foreach"]:
@@ -306,7 +365,41 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
 
 
 def _check_like(t, p, name):
-    """Raise if ``t`` (the argument ``name``) does not have the shape of the parameter ``p``."""
+    """Raise if ``t`` (the argument ``name``) is not a tensor of the shape and dtype of the
+    parameter ``p``."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch tensor, got {type(t).__name__}")
+    if t.dtype != p.dtype:
+        raise TypeError(f"{name} must have the dtype of the parameter ({p.dtype}), got "
+                        f"{t.dtype}")
     if tuple(t.shape) != tuple(p.shape):
         raise ValueError(f"{name} must have the shape of the parameter {tuple(p.shape)}, got "
                          f"{tuple(t.shape)}")
+
+
+def _check_B(B, p):
+    """Raise if the matrix ``B`` (a tensor, not a callable) does not fit the parameter ``p``."""
+    if not isinstance(B, torch.Tensor):
+        raise TypeError(f"B must be a torch tensor (n, n) or a callable V -> B @ V, got "
+                        f"{type(B).__name__}")
+    if B.dtype != p.dtype:
+        raise TypeError(f"B must have the dtype of the parameter ({p.dtype}), got {B.dtype}")
+    n = p.shape[0]
+    if tuple(B.shape) != (n, n):
+        raise ValueError(f"B must have shape ({n}, {n}) for a parameter of shape "
+                         f"{tuple(p.shape)}, got {tuple(B.shape)}")
+
+
+def _blame_nonfinite(index, p, G2, B, BX, BX2, bx_given):
+    """Raise a ``ValueError`` naming the input that made the update of ``params[index]`` not
+    finite (called only once the update was found to hold NaN or inf)."""
+    candidates = [(f"params[{index}]", p), (f"params[{index}].grad (its gradient)", p.grad),
+                  ("grad2", G2), ("BX" if bx_given else "B(X) (the product of B with X)", BX),
+                  ("BX2", BX2), ("B", B if isinstance(B, torch.Tensor) else None)]
+    for name, t in candidates:
+        if t is not None and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} holds NaN or inf (for params[{index}]); no parameter was "
+                             "updated")
+    raise ValueError(f"the landing update of params[{index}] is not finite although its "
+                     "inputs are (a callable B returning NaN or inf, or an overflow: lower lr, "
+                     "or rescale B or the loss); no parameter was updated")
