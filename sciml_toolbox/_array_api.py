@@ -6,6 +6,12 @@ NumPy, CuPy, torch (CPU or CUDA) and ``array_api_strict`` arrays. Algorithms cal
 the standard does not define (random numbers, a few linear-algebra routines on old backends,
 conversion to NumPy for SciPy drivers) lives here, tested on every namespace.
 
+The helpers check what costs no pass over the data (that an argument is an array, its number of
+dimensions, square matrices, matching shapes, ``n`` and ``axis`` of the FFTs) and raise
+``TypeError`` / ``ValueError`` naming the argument. They do not scan values: a NaN reaching
+``svd`` or ``cholesky`` fails in the backend (``LinAlgError``); the public methods check their
+inputs' values before calling them.
+
 Notes
 -----
 NumPy arrays are handled through ``array_api_compat.numpy`` so that ``xp.linalg``, ``xp.fft``
@@ -51,6 +57,29 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # namespaces and devices
 # --------------------------------------------------------------------------------------------
+def _check_array_arg(x, name, *, min_ndim=0, square=False):
+    """Raise a clear error naming ``name`` unless ``x`` is an array (of at least ``min_ndim``
+    dimensions, square in its last two if ``square``). Attribute look-ups only: no data pass."""
+    if isinstance(x, (numbers.Number, str, bytes, list, tuple)) or not (
+            hasattr(x, "shape") and hasattr(x, "dtype") and hasattr(x, "ndim")):
+        raise TypeError(f"{name} must be an array (NumPy, CuPy, torch, ...), "
+                        f"got {type(x).__name__}")
+    if x.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), "
+                         f"got shape {tuple(x.shape)}")
+    if square and x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"{name} must be square in its last two dimensions, "
+                         f"got shape {tuple(x.shape)}")
+    return x
+
+
+def _check_namespace_arg(xp, name="xp"):
+    if not (hasattr(xp, "asarray") and hasattr(xp, "zeros")):
+        raise TypeError(f"{name} must be an array namespace (for example the result of "
+                        f"get_namespace), got {type(xp).__name__}")
+    return xp
+
+
 def get_namespace(*arrays):
     """Return the array-API namespace shared by ``arrays``.
 
@@ -105,12 +134,12 @@ def namespace_name(xp):
 
 def device(x):
     """Device of array ``x`` (``'cpu'`` for NumPy arrays)."""
-    return array_api_compat.device(x)
+    return array_api_compat.device(_check_array_arg(x, "x"))
 
 
 def size(x):
     """Number of elements of ``x`` (works where ``x.size`` is a method or ``None``)."""
-    return array_api_compat.size(x)
+    return array_api_compat.size(_check_array_arg(x, "x"))
 
 
 def to_numpy(x):
@@ -158,6 +187,7 @@ def asarray(obj, xp, *, device=None, dtype=None, copy=None):
     -------
     out : array of ``xp``
     """
+    _check_namespace_arg(xp)
     if isinstance(obj, np.ndarray) and namespace_name(xp) == "array_api_strict":
         obj = obj.tolist() if obj.ndim == 0 else obj
     kwargs = {}
@@ -186,7 +216,7 @@ def from_numpy(arr, like):
     out : array
         ``arr`` in ``like``'s namespace, on ``like``'s device.
     """
-    xp = get_namespace(like)
+    xp = get_namespace(_check_array_arg(like, "like"))
     arr = np.asarray(arr)
     dtype = None
     if np.issubdtype(arr.dtype, np.floating) and xp.isdtype(like.dtype, "real floating"):
@@ -196,6 +226,7 @@ def from_numpy(arr, like):
 
 def supports_float64(xp, device=None):
     """Whether ``xp`` can hold float64 arrays on ``device`` (False on Apple MPS)."""
+    _check_namespace_arg(xp)
     try:
         xp.zeros(1, dtype=xp.float64, device=device)
     except (TypeError, RuntimeError, ValueError):
@@ -222,6 +253,7 @@ def float_dtype(xp, device=None, *arrays):
     -------
     dtype : dtype of ``xp``
     """
+    _check_namespace_arg(xp)
     floats = [a.dtype for a in arrays if xp.isdtype(a.dtype, "real floating")]
     if floats:
         return xp.result_type(*floats)
@@ -253,6 +285,13 @@ class Generator:
     """
 
     def __init__(self, seed, xp, device=None, *, native=False):
+        _check_namespace_arg(xp)
+        if not (seed is None or isinstance(seed, (numbers.Integral, np.random.Generator,
+                                                  np.random.RandomState, np.random.SeedSequence,
+                                                  np.random.BitGenerator))) or (
+                isinstance(seed, numbers.Integral) and (isinstance(seed, bool) or seed < 0)):
+            raise TypeError("random_state must be None, a non-negative int, a "
+                            f"numpy.random.Generator or RandomState, got {seed!r}")
         if isinstance(seed, np.random.RandomState):
             seed = seed.randint(np.iinfo(np.int32).max)
         self._host = np.random.default_rng(seed)
@@ -273,12 +312,20 @@ class Generator:
     def _dtype(self, dtype):
         return float_dtype(self.xp, self.device) if dtype is None else dtype
 
+    @staticmethod
+    def _shape(shape):
+        shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+        if any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0
+               for d in shape):
+            raise ValueError(f"shape must be a tuple of non-negative ints, got {shape!r}")
+        return shape
+
     def _move(self, arr, dtype):
         return asarray(arr, self.xp, device=self.device, dtype=dtype)
 
     def normal(self, shape, *, loc=0.0, scale=1.0, dtype=None):
         """Gaussian samples of the given shape (tuple of ints)."""
-        dtype = self._dtype(dtype)
+        shape, dtype = self._shape(shape), self._dtype(dtype)
         if self._native is not None and namespace_name(self.xp) == "torch":
             import torch
 
@@ -290,7 +337,7 @@ class Generator:
 
     def uniform(self, shape, *, low=0.0, high=1.0, dtype=None):
         """Uniform samples on [low, high) of the given shape."""
-        dtype = self._dtype(dtype)
+        shape, dtype = self._shape(shape), self._dtype(dtype)
         if self._native is not None and namespace_name(self.xp) == "torch":
             import torch
 
@@ -302,11 +349,13 @@ class Generator:
 
     def laplace(self, shape, *, loc=0.0, scale=1.0, dtype=None):
         """Laplace samples of the given shape (drawn on the host)."""
-        return self._move(self._host.laplace(loc, scale, size=shape), self._dtype(dtype))
+        return self._move(self._host.laplace(loc, scale, size=self._shape(shape)),
+                          self._dtype(dtype))
 
     def integers(self, low, high, shape):
         """Integers in [low, high) of the given shape (int64)."""
-        return self._move(self._host.integers(low, high, size=shape), self.xp.int64)
+        return self._move(self._host.integers(low, high, size=self._shape(shape)),
+                          self.xp.int64)
 
     def permutation(self, n):
         """A random permutation of ``range(n)`` (int64)."""
@@ -337,6 +386,9 @@ def make_generator(random_state, xp, device=None, *, native=False):
     """
     if isinstance(random_state, Generator):
         return random_state
+    if isinstance(random_state, (str, bytes, float)):
+        raise TypeError("random_state must be None, a non-negative int, a "
+                        f"numpy.random.Generator or RandomState, got {random_state!r}")
     return Generator(random_state, xp, device, native=native)
 
 
@@ -365,7 +417,7 @@ def svd(x, full_matrices=False):
         Singular values in decreasing order, k = min(m, n).
     Vh : array, shape (..., k, n)
     """
-    xp = get_namespace(x)
+    xp = get_namespace(_check_array_arg(x, "x", min_ndim=2))
     return tuple(_linalg(xp).svd(x, full_matrices=full_matrices))
 
 
@@ -383,12 +435,22 @@ def eigh(x):
     V : array, shape (..., n, n)
         Orthonormal eigenvectors in columns.
     """
-    xp = get_namespace(x)
+    xp = get_namespace(_check_array_arg(x, "x", min_ndim=2, square=True))
     return tuple(_linalg(xp).eigh(x))
+
+
+def _check_square_system(a, b):
+    _check_array_arg(a, "a", min_ndim=2, square=True)
+    _check_array_arg(b, "b", min_ndim=1)
+    rows = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if rows != a.shape[-1]:
+        raise ValueError(f"b must have {a.shape[-1]} rows to match a of shape "
+                         f"{tuple(a.shape)}, got shape {tuple(b.shape)}")
 
 
 def solve(a, b):
     """Solve ``a @ x = b`` for square ``a`` of shape (..., n, n); ``b`` is (..., n, k) or (n,)."""
+    _check_square_system(a, b)
     xp = get_namespace(a, b)
     lin = _linalg(xp)
     if b.ndim == 1:
@@ -402,6 +464,7 @@ def solve_triangular(a, b, *, lower=True):
     A triangular solve (``trsm``, :math:`n^2 k` flops) on NumPy, torch and CuPy; a general
     solve elsewhere (only the triangle of ``a`` on the chosen side may be non-zero then).
     """
+    _check_square_system(a, b)
     xp = get_namespace(a, b)
     name = namespace_name(xp)
     if name == "numpy":
@@ -427,25 +490,25 @@ def cholesky(a, upper=False):
     numpy.linalg.LinAlgError or RuntimeError
         From the backend, when ``a`` is not positive definite.
     """
-    xp = get_namespace(a)
+    xp = get_namespace(_check_array_arg(a, "a", min_ndim=2, square=True))
     return _linalg(xp).cholesky(a, upper=upper)
 
 
 def inv(a):
     """Inverse of square matrices (..., n, n)."""
-    xp = get_namespace(a)
+    xp = get_namespace(_check_array_arg(a, "a", min_ndim=2, square=True))
     return _linalg(xp).inv(a)
 
 
 def qr(a):
     """Reduced QR decomposition of (..., m, n) matrices: ``Q`` (..., m, k), ``R`` (..., k, n)."""
-    xp = get_namespace(a)
+    xp = get_namespace(_check_array_arg(a, "a", min_ndim=2))
     return tuple(_linalg(xp).qr(a))
 
 
 def slogdet(a):
     """Sign and log absolute determinant of square matrices (..., n, n)."""
-    xp = get_namespace(a)
+    xp = get_namespace(_check_array_arg(a, "a", min_ndim=2, square=True))
     return tuple(_linalg(xp).slogdet(a))
 
 
@@ -464,9 +527,18 @@ def sqrtm_psd(a, *, inverse=False, eps=0.0):
     Returns
     -------
     out : array, shape (..., n, n)
+
+    Raises
+    ------
+    ValueError
+        If an eigenvalue of ``a`` is below ``-1e-6`` times its largest absolute eigenvalue
+        (``a`` is not PSD up to round-off); smaller negative eigenvalues are clipped.
     """
-    xp = get_namespace(a)
+    xp = get_namespace(_check_array_arg(a, "a", min_ndim=2, square=True))
     w, v = eigh(a)
+    if w.shape[-1] and bool(xp.any(w[..., 0] < -1e-6 * xp.max(xp.abs(w), axis=-1))):
+        raise ValueError("a must be positive semi-definite: its smallest eigenvalue is "
+                         f"{float(xp.min(w[..., 0])):.3g}")
     w = xp.clip(w, eps, None) if eps > 0 else xp.clip(w, 0.0, None)
     p = w ** (-0.5) if inverse else xp.sqrt(w)
     return (v * p[..., None, :]) @ xp.matrix_transpose(v)
@@ -479,14 +551,25 @@ def _fft(xp):
     return mod
 
 
+def _check_fft_args(x, n, axis):
+    _check_array_arg(x, "x", min_ndim=1)
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral) or not (
+            -x.ndim <= axis < x.ndim):
+        raise ValueError(f"axis must be an int in [-{x.ndim}, {x.ndim}), got {axis!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
+        raise ValueError(f"n must be None or a positive int, got {n!r}")
+
+
 def rfft(x, n=None, axis=-1):
     """Real FFT along ``axis`` (output length n // 2 + 1)."""
+    _check_fft_args(x, n, axis)
     xp = get_namespace(x)
     return _fft(xp).rfft(x, n=n, axis=axis)
 
 
 def irfft(x, n=None, axis=-1):
     """Inverse of :func:`rfft`; ``n`` is the length of the real output."""
+    _check_fft_args(x, n, axis)
     xp = get_namespace(x)
     return _fft(xp).irfft(x, n=n, axis=axis)
 
@@ -499,11 +582,13 @@ def _as_complex(x, xp):
 
 def fft(x, n=None, axis=-1):
     """Complex FFT along ``axis`` (real input is promoted to complex first)."""
+    _check_fft_args(x, n, axis)
     xp = get_namespace(x)
     return _fft(xp).fft(_as_complex(x, xp), n=n, axis=axis)
 
 
 def ifft(x, n=None, axis=-1):
     """Inverse complex FFT along ``axis`` (real input is promoted to complex first)."""
+    _check_fft_args(x, n, axis)
     xp = get_namespace(x)
     return _fft(xp).ifft(_as_complex(x, xp), n=n, axis=axis)

@@ -49,14 +49,14 @@ def _load_probe_modules():
 
 
 def _public_packages():
-    """``{package_path: set(__all__)}`` for sciml_toolbox and its public subpackages."""
+    """``{module_path: set(__all__)}`` for sciml_toolbox and its public subpackages and modules."""
     with_torch = _torch_available()
     found = {"sciml_toolbox": set(sciml_toolbox.__all__)}
     for info in pkgutil.walk_packages(sciml_toolbox.__path__, "sciml_toolbox.",
                                       onerror=lambda name: None):
         name = info.name
-        if not info.ispkg or any(part.startswith("_") for part in name.split(".")):
-            continue
+        if any(part.startswith("_") for part in name.split(".")):
+            continue  # private modules; public modules (array_api, cli, utils) count too
         if name.startswith(SKIPPED_PACKAGES) or (
                 name.startswith("sciml_toolbox.nn") and not with_torch):
             continue
