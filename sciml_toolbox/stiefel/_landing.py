@@ -282,6 +282,111 @@ def plam_direction(X, G, BX, *, omega, check_input=True):
     return G - BX @ _sym(X.T @ G, xp) + omega * (BX @ h)
 
 
+def _relative_direction(X, G, BX, omega, xp):
+    r"""The landing field with the relative gradient of one estimate, in its cheapest form.
+
+    With :math:`M = (BX)^\top BX`, :math:`K = G^\top BX` and :math:`h = X^\top BX - I_p`
+    (symmetrised), :math:`\Psi_B(X) + \omega\nabla\mathcal{N}(X) = \tfrac12(GM - BX\,K) +
+    \omega BX\,h = G\,(M/2) + BX\,(\omega h - K/2)`: two (n, p) x (p, p) products. The
+    relative part is B-skew (:math:`(BX)^\top\Psi_B = (K^\top M - MK)/2`), so the symmetric
+    part the safe step needs is :math:`S = X^\top B\Lambda + \Lambda^\top BX = \omega(Mh +
+    hM)`, exactly, from one p x p product instead of an (n, p) one.
+
+    Parameters
+    ----------
+    X, G, BX : array, shape (n, p)
+        Point, Euclidean gradient and ``B @ X``.
+    omega : float
+        Weight of the normal direction.
+    xp : module
+        Namespace of the arrays.
+
+    Returns
+    -------
+    direction : array, shape (n, p)
+    S : array, shape (p, p)
+        :math:`X^\top B\Lambda + \Lambda^\top BX`.
+    h : array, shape (p, p)
+        :math:`X^\top BX - I_p`, symmetrised.
+    """
+    M = BX.T @ BX
+    K = G.T @ BX
+    h = X.T @ BX - _eye(X.shape[1], X, xp)
+    h = 0.5 * (h + h.T)
+    D = G @ (0.5 * M) + BX @ (omega * h - 0.5 * K)
+    Mh = M @ h
+    return D, omega * (Mh + Mh.T), h
+
+
+def _two_estimate_direction(X, G, BX, BX2, G2, omega, precondition, xp):
+    r"""The landing field from two independent estimates (see :func:`landing_direction`),
+    optionally preconditioned.
+
+    Without ``precondition``: :math:`\tfrac14[G M_{12} - BX\,K_1 + G_2 M_{12}^\top - BX_2 K_2]
+    + \tfrac\omega2[BX\,h_2 + BX_2 h_1]` with :math:`M_{12} = BX^\top BX_2`,
+    :math:`K_1 = G^\top BX_2`, :math:`K_2 = G_2^\top BX`, :math:`h_i = X^\top BX_i - I`, as one
+    (n, 4p) x (4p, p) product. With ``precondition`` (a function ``F -> P @ F`` for
+    :math:`P \approx B^{-1}` symmetric positive definite): the same field after the change of
+    variables :math:`X = P^{1/2}V`, mapped back, i.e. every product of two factors takes P
+    in between and the result is multiplied by P (``BX2 = BX``, ``G2 = G`` give the
+    one-estimate preconditioned field).
+
+    Parameters
+    ----------
+    X, G, BX : array, shape (n, p)
+        Point, gradient and ``B_zeta @ X`` of the first estimate.
+    BX2, G2 : array, shape (n, p), or None
+        The second estimate (``None``: the first one).
+    omega : float
+        Weight of the normal direction.
+    precondition : callable or None
+        ``F -> P @ F`` for ``F`` of shape (n, 4p).
+    xp : module
+        Namespace of the arrays.
+
+    Returns
+    -------
+    direction : array, shape (n, p)
+    """
+    p = X.shape[1]
+    if BX2 is None:
+        BX2 = BX
+    if G2 is None:
+        G2 = G
+    eye = _eye(p, X, xp)
+    h1 = X.T @ BX - eye
+    h2 = X.T @ BX2 - eye
+    F = xp.concat([G, G2, BX, BX2], axis=1)
+    if precondition is None:
+        M12 = BX.T @ BX2
+        K1 = G.T @ BX2
+        K2 = G2.T @ BX
+    else:
+        PF = precondition(F)
+        Q = F.T @ PF
+        M12 = Q[2 * p : 3 * p, 3 * p :]
+        K1 = Q[:p, 3 * p :]
+        K2 = Q[p : 2 * p, 2 * p : 3 * p]
+        F = PF
+    C = xp.concat(
+        [0.25 * M12, 0.25 * M12.T, 0.5 * omega * h2 - 0.25 * K1, 0.5 * omega * h1 - 0.25 * K2],
+        axis=0,
+    )
+    return F @ C
+
+
+def _direction(X, G, BX, omega, gradient, BinvG, BX2, G2, precondition, xp):
+    """The landing field of every variant (inputs already checked): returns ``(direction, S,
+    h)``, with ``S`` and ``h`` the p x p matrices of :func:`safe_step_size` when the form of
+    the field gives them for free (relative gradient, one estimate), else ``None``."""
+    if BX2 is not None or precondition is not None:
+        return _two_estimate_direction(X, G, BX, BX2, G2, omega, precondition, xp), None, None
+    if gradient == "relative":
+        return _relative_direction(X, G, BX, omega, xp)
+    psi = riemannian_gradient(X, G, BinvG, check_input=False)
+    return psi + omega * normal_direction(X, BX, check_input=False), None, None
+
+
 def landing_direction(
     X, G, BX, *, omega=1.0, gradient="relative", BinvG=None, BX2=None, G2=None,
     check_input=True,
@@ -335,37 +440,9 @@ def landing_direction(
                                                  optional=("BinvG", "BX2", "G2"))
         omega = check_positive(omega, "omega", strict=False)
         gradient = check_option(gradient, "gradient", _GRADIENTS)
-    if G2 is not None and BX2 is None:
-        raise ValueError("G2 (the second minibatch's gradient) needs BX2")
-    if BX2 is not None:
-        if gradient != "relative":
-            raise ValueError("BX2 (two independent estimates) needs gradient='relative'")
-        xp = get_namespace(X, G, BX, BX2)
-        if G2 is None:
-            G2 = G
-        eye = _eye(X.shape[1], X, xp)
-        h1 = X.T @ BX - eye
-        h2 = X.T @ BX2 - eye
-        M12 = BX.T @ BX2
-        K1 = G.T @ BX2
-        K2 = G2.T @ BX
-        # 1/4 [G M12 - BX K1 + G2 M12^T - BX2 K2] + omega/2 [BX h2 + BX2 h1], one GEMM
-        F = xp.concat([G, G2, BX, BX2], axis=1)
-        C = xp.concat(
-            [0.25 * M12, 0.25 * M12.T, 0.5 * omega * h2 - 0.25 * K1,
-             0.5 * omega * h1 - 0.25 * K2],
-            axis=0,
-        )
-        return F @ C
-    if gradient == "relative":
-        psi = relative_gradient(X, G, BX, check_input=False)
-    elif gradient == "riemannian":
-        if BinvG is None:
-            raise ValueError("BinvG is required for gradient='riemannian' (B^{-1} @ G)")
-        psi = riemannian_gradient(X, G, BinvG, check_input=False)
-    else:
-        raise ValueError(f"gradient must be one of {_GRADIENTS}, got {gradient!r}")
-    return psi + omega * normal_direction(X, BX, check_input=False)
+    _check_variant(gradient, BinvG, BX2, G2)
+    xp = get_namespace(X, G, BX)
+    return _direction(X, G, BX, omega, gradient, BinvG, BX2, G2, None, xp)[0]
 
 
 def safe_step_size(
@@ -453,9 +530,15 @@ def landing_step(
     gradient="relative",
     BinvG=None,
     curvature=None,
+    BX2=None,
+    G2=None,
     check_input=True,
 ):
     r"""One landing update :math:`X^+ = X - \min(\eta, \eta^\star)\,\Lambda(X)`.
+
+    Every landing solver of the package takes this step (:func:`generalized_eigh`,
+    :class:`LandingCCA`, :class:`LandingICA` and the torch optimizer
+    :class:`~sciml_toolbox.nn.optim.LandingGeneralizedStiefel` share its implementation).
 
     Parameters
     ----------
@@ -467,7 +550,7 @@ def landing_step(
         Weight of the normal direction.
     B : callable or array, shape (n, n), optional
         Used only to compute the exact curvature ``tr(Lambda^T B Lambda)`` for the safe step
-        when ``curvature`` is not given.
+        when ``curvature`` is not given (with ``BX2``: the whole batch's B).
     epsilon : float or None, default=0.5
         Safe-region radius; ``None`` disables the safe step.
     gradient : {'relative', 'riemannian'}, default='relative'
@@ -475,6 +558,9 @@ def landing_step(
         ``B^{-1} G`` for the Riemannian variant.
     curvature : float, optional
         Upper bound on :math:`\|\Lambda^\top B\Lambda\|_F` (see :func:`safe_step_size`).
+    BX2, G2 : array, shape (n, p), optional
+        A second, independent estimate ``B_zeta' @ X`` and the gradient on the same minibatch
+        (see :func:`landing_direction`); the safe step then uses ``(BX + BX2) / 2``.
     check_input : bool, default=True
         Validate the inputs (see :func:`penalty`).
 
@@ -485,8 +571,9 @@ def landing_step(
         The step actually taken.
     """
     if check_input:
-        X, G, BX, BinvG = _check_points(("X", X), ("G", G), ("BX", BX), ("BinvG", BinvG),
-                                        optional=("BinvG",))
+        X, G, BX, BinvG, BX2, G2 = _check_points(("X", X), ("G", G), ("BX", BX),
+                                                 ("BinvG", BinvG), ("BX2", BX2), ("G2", G2),
+                                                 optional=("BinvG", "BX2", "G2"))
         omega = check_positive(omega, "omega", strict=False)
         gradient = check_option(gradient, "gradient", _GRADIENTS)
         learning_rate = check_positive(learning_rate, "learning_rate")
@@ -499,16 +586,87 @@ def landing_step(
             if tuple(B.shape) != (n, n):
                 raise ValueError(f"B must have shape ({n}, {n}) to act on X, got "
                                  f"{tuple(B.shape)}")
-    direction = landing_direction(X, G, BX, omega=omega, gradient=gradient, BinvG=BinvG,
-                                  check_input=False)
-    if epsilon is None:
-        return X - learning_rate * direction, learning_rate
-    xp = get_namespace(X)
-    if curvature is None:
-        if B is None:
-            raise ValueError("landing_step needs B or curvature when epsilon is set")
-        BD = B(direction) if callable(B) else B @ direction
-        curvature = xp.sum(direction * BD)
-    eta = xp.clip(safe_step_size(X, BX, direction, curvature, epsilon=epsilon,
-                                 check_input=False), max=learning_rate)
+    _check_variant(gradient, BinvG, BX2, G2)
+    if epsilon is not None and curvature is None and B is None:
+        raise ValueError("landing_step needs B or curvature when epsilon is set")
+    direction, eta, _ = _landing_update(
+        X, G, BX, learning_rate=learning_rate, omega=omega, epsilon=epsilon, gradient=gradient,
+        BinvG=BinvG, BX2=BX2, G2=G2, B=B, curvature=curvature,
+    )
     return X - eta * direction, eta
+
+
+def _check_variant(gradient, BinvG, BX2, G2):
+    """Raise if the landing variant's optional arrays do not fit ``gradient``."""
+    if gradient not in _GRADIENTS:
+        raise ValueError(f"gradient must be one of {_GRADIENTS}, got {gradient!r}")
+    if G2 is not None and BX2 is None:
+        raise ValueError("G2 (the second minibatch's gradient) needs BX2")
+    if BX2 is not None and gradient != "relative":
+        raise ValueError("BX2 (two independent estimates) needs gradient='relative'")
+    if gradient == "riemannian" and BinvG is None:
+        raise ValueError("BinvG is required for gradient='riemannian' (B^{-1} @ G)")
+
+
+def _landing_update(
+    X, G, BX, *, learning_rate, omega, epsilon, gradient="relative", BinvG=None, BX2=None,
+    G2=None, precondition=None, B=None, curvature=None,
+):
+    r"""The landing step shared by every solver: direction, safe step, no update.
+
+    Inputs are not validated (callers check them once). Computes the field of
+    :func:`landing_direction` (or its preconditioned form) and caps ``learning_rate`` by
+    :func:`safe_step_size` at the curvature given by ``curvature`` or, failing that, by
+    ``tr(D^T B D)``; the caller applies ``X - eta * direction`` (the torch optimizer applies
+    it in place after its finiteness check).
+
+    Parameters
+    ----------
+    X, G, BX : array, shape (n, p)
+        Point, Euclidean gradient and ``B @ X`` (first estimate with ``BX2``).
+    learning_rate : float
+        Step :math:`\eta` (the cap).
+    omega : float
+        Weight of the normal direction.
+    epsilon : float or None
+        Safe-region radius; ``None``: the step is ``learning_rate``.
+    gradient : {'relative', 'riemannian'}, default='relative'
+    BinvG : array, shape (n, p), optional
+        ``B^{-1} @ G`` for ``gradient='riemannian'``.
+    BX2, G2 : array, shape (n, p), optional
+        Second independent estimate (see :func:`landing_direction`); the safe step uses
+        ``(BX + BX2) / 2``.
+    precondition : callable, optional
+        ``F -> P @ F`` for a symmetric positive-definite :math:`P \approx B^{-1}` and ``F`` of
+        shape (n, 4p): the field after the change of variables :math:`X = P^{1/2}V`, mapped
+        back (``LandingCCA(preconditioner=...)``); its tangent part is still B-skew, so the
+        safe step applies unchanged.
+    B : callable or array, shape (n, n), optional
+        Gives ``BD = B @ direction`` and the curvature ``tr(D^T BD)`` when ``curvature`` is
+        None.
+    curvature : float, array of shape (), or callable, optional
+        A bound on :math:`\|D^\top B D\|_F`, or a function ``direction -> bound``.
+
+    Returns
+    -------
+    direction : array, shape (n, p)
+    eta : float or array, shape ()
+        The step to take: ``min(learning_rate, safe step)``.
+    BD : array, shape (n, p), or None
+        ``B @ direction`` when it was formed (``B`` used for the curvature), else None: lets
+        a solver update ``BX`` without a second product with B.
+    """
+    xp = get_namespace(X, G, BX)
+    D, S, h = _direction(X, G, BX, omega, gradient, BinvG, BX2, G2, precondition, xp)
+    if epsilon is None:
+        return D, learning_rate, None
+    BD = None
+    if curvature is None:
+        BD = B(D) if callable(B) else B @ D
+        q = xp.sum(D * BD)
+    else:
+        q = curvature(D) if callable(curvature) else curvature
+    BXs = BX if BX2 is None else 0.5 * (BX + BX2)
+    eta = safe_step_size(X, BXs, D, q, epsilon=epsilon, symmetric_part=S, constraint=h,
+                         check_input=False)
+    return D, xp.clip(eta, max=learning_rate), BD
