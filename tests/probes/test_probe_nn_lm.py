@@ -25,6 +25,7 @@ from sciml_toolbox.nn.lm import (
     init_distributed,
     lr_multiplier,
     markov_domains,
+    per_sequence_loss,
     pydoc_topics_text,
     python_source_text,
     runs_to_arrays,
@@ -33,12 +34,14 @@ from sciml_toolbox.nn.lm import (
     train,
 )
 
+from ._probe_utils import names
+
 PROBED = {"sciml_toolbox.nn.lm": {
     "ByteTokenizer", "DomainCorpus", "MarkovSource", "markov_domains", "sample_mixture",
     "python_source_text", "pydoc_topics_text", "bbc_news_texts", "TinyLMConfig", "TinyLM",
     "apply_rope", "train", "evaluate", "default_loss", "lr_multiplier", "init_distributed",
     "Callback", "TrainState", "TrainHistory", "specific_mixture_corpus", "compare_optimizers",
-    "forgetting_study", "runs_to_arrays"}}
+    "forgetting_study", "runs_to_arrays", "per_sequence_loss"}}
 
 NAN = float("nan")
 CFG = dict(d_model=8, n_layers=1, n_heads=2, max_seq_len=8)
@@ -342,6 +345,36 @@ def test_evaluate_and_default_loss_bad_input():
         default_loss(m, _ids(1, 3), _ids(1, 2))
 
 
+@pytest.mark.parametrize("logits, y, exc, match", [
+    (torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), ValueError, "logits"),  # 2-D logits
+    (torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, dtype=torch.long), ValueError, "logits"),
+    (torch.zeros(2, 3, 5), torch.zeros(2, 4, dtype=torch.long), ValueError, "y"),
+    (torch.zeros(2, 3, 5), torch.zeros(6, dtype=torch.long), ValueError, "y"),  # flat targets
+    (torch.zeros(2, 3, 5), torch.full((2, 3), 5), ValueError, "y"),  # id == vocab
+    (torch.zeros(2, 3, 5), torch.full((2, 3), -1), ValueError, "y"),
+    (torch.zeros(2, 3, 5), torch.zeros(2, 3), TypeError, "y"),  # float targets
+    (torch.zeros(2, 3, 5, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long), TypeError,
+     "logits"),
+    (np.zeros((2, 3, 5)), torch.zeros(2, 3, dtype=torch.long), TypeError, "logits"),
+])
+def test_per_sequence_loss_bad_input(logits, y, exc, match):
+    with pytest.raises(exc, match=match):
+        per_sequence_loss(logits, y)
+
+
+def test_per_sequence_loss_is_mean_negative_log_softmax():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 4, 6, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 6, (3, 4), generator=g)
+    got = per_sequence_loss(logits.half(), y)
+    assert got.shape == (3,) and got.dtype == torch.float32
+    # by hand from the definition, in float64 on the same half-rounded logits
+    z = logits.half().double()
+    ref = [-sum(float(z[b, t, y[b, t]] - torch.logsumexp(z[b, t], 0)) for t in range(4)) / 4
+           for b in range(3)]
+    np.testing.assert_allclose(got.double().numpy(), ref, rtol=1e-6)
+
+
 def test_init_distributed_bad_backend_and_single_process():
     with pytest.raises(ValueError, match="backend"):
         init_distributed(backend="foo")
@@ -391,3 +424,73 @@ def test_runs_to_arrays_one_run():
     np.testing.assert_array_equal(xf, [[10, 20, 0.5, 3.0]])
     np.testing.assert_array_equal(xt, [[10, 20, 0.5]])
     assert yf.tolist() == [2.5] and yt.tolist() == [1.5]
+
+
+_SMALL = dict(seq_len=8, batch_size=2)
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(n_steps=0), ValueError, "n_steps"), (dict(n_steps=-3), ValueError, "n_steps"),
+    (dict(n_steps=2.5), TypeError, "n_steps"), (dict(n_steps=True), TypeError, "n_steps"),
+    (dict(lr=NAN), ValueError, "lr"), (dict(lr=-1.0), ValueError, "lr"),
+    (dict(lr=0.0), ValueError, "lr"), (dict(lr="1e-3"), TypeError, "lr"),
+    (dict(alpha=-1.0), ValueError, "alpha"), (dict(alpha=float("inf")), ValueError, "alpha"),
+    (dict(beta3=1.0), ValueError, "beta3"), (dict(beta3=NAN), ValueError, "beta3"),
+    (dict(weight_decay=NAN), ValueError, "weight_decay"),
+    (dict(weight_decay=-0.1), ValueError, "weight_decay"),
+    (dict(probe_step=4), ValueError, "probe_step"),  # no evaluation after the last step
+    (dict(probe_step=-1), ValueError, "probe_step"), (dict(probe_step=1.0), TypeError,
+                                                      "probe_step"),
+    (dict(eval_every=0), ValueError, "eval_every"), (dict(n_val_batches=0), ValueError,
+                                                     "n_val_batches"),
+    (dict(seq_len=0), ValueError, "seq_len"), (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(random_state=-1), ValueError, "random_state"),
+    (dict(random_state=None), TypeError, "random_state"),
+    (dict(optimizers=()), ValueError, "optimizers"),
+    (dict(optimizers="SGD"), ValueError, "optimizers"),
+    (dict(optimizers=("AdamW", None)), ValueError, "optimizers"),
+])
+def test_compare_optimizers_bad_arguments(kw, exc, match):
+    kw = dict(dict(n_steps=4, **_SMALL), **kw)
+    with pytest.raises(exc) as info:
+        compare_optimizers(**kw)
+    assert names(str(info.value), match), str(info.value)
+
+
+def test_compare_optimizers_one_step():
+    # the smallest run: probe at step 0, evaluations before and after it
+    res = compare_optimizers(1, optimizers="AdamW", n_val_batches=1, **_SMALL)
+    assert res["steps"] == [0, 1] and res["probe_step"] == 0
+    h = res["AdamW"]
+    assert len(h["train_loss"]) == 1 and len(h["val_loss"]) == 2
+    assert h["gap_after_probe"] == pytest.approx(h["gap"][1]) and math.isfinite(h["gap_final"])
+    # the step-0 losses are those of the same initial model with and without the probe
+    assert h["probe_loss"][0] == h["probe_loss_without_probe"][0]
+
+
+_RUN = dict(N=10, D=20, p=0.5, L0=3.0, pretrain_loss=2.5, finetune_loss=1.5)
+
+
+@pytest.mark.parametrize("result, exc, match", [
+    ([_RUN], TypeError, "result"), (None, TypeError, "result"),
+    ({"models": []}, ValueError, "result"), ({"runs": _RUN}, TypeError, "result"),
+    ({"runs": []}, ValueError, "result"), ({"runs": [_RUN, "x"]}, TypeError, "result"),
+    ({"runs": [{k: v for k, v in _RUN.items() if k != "L0"}]}, ValueError, "L0"),
+    ({"runs": [dict(_RUN, pretrain_loss=NAN)]}, ValueError, "pretrain_loss"),
+    ({"runs": [dict(_RUN, finetune_loss=None)]}, TypeError, "finetune_loss"),
+    ({"runs": [dict(_RUN, N="10")]}, TypeError, "N"),
+])
+def test_runs_to_arrays_bad_result(result, exc, match):
+    with pytest.raises(exc) as info:
+        runs_to_arrays(result)
+    assert names(str(info.value), match), str(info.value)
+
+
+def test_runs_to_arrays_two_runs_do_not_share_memory():
+    runs = [_RUN, dict(_RUN, N=40, p=0.0, pretrain_loss=2.0)]
+    xf, yf, xt, yt = runs_to_arrays({"runs": runs})
+    np.testing.assert_array_equal(xf, [[10, 20, 0.5, 3.0], [40, 20, 0.0, 3.0]])
+    np.testing.assert_array_equal(xt, xf[:, :3])
+    assert yf.tolist() == [2.5, 2.0] and yt.tolist() == [1.5, 1.5]
+    xt[0, 0] = -1.0
+    assert xf[0, 0] == 10

@@ -7,6 +7,7 @@ parameter-instantiation hooks, checkpoints and torchrun/DDP.
 """
 
 from ._corpus import DomainCorpus
+from ._distributed import init_distributed
 from ._forgetting import forgetting_study, runs_to_arrays
 from ._model import TinyLM, TinyLMConfig, apply_rope
 from ._optimizer_study import compare_optimizers
@@ -26,8 +27,8 @@ from ._train import (
     TrainState,
     default_loss,
     evaluate,
-    init_distributed,
     lr_multiplier,
+    per_sequence_loss,
     train,
 )
 
@@ -46,6 +47,7 @@ __all__ = [
     "train",
     "evaluate",
     "default_loss",
+    "per_sequence_loss",
     "lr_multiplier",
     "init_distributed",
     "Callback",

@@ -1,4 +1,9 @@
-"""Training loop of the workbench: mixtures, hooks, evaluation, checkpoints, torchrun/DDP."""
+"""Training loop of the workbench: hooks, state and history, the loss, the learning-rate
+schedule, evaluation, and :func:`train`.
+
+The torch.distributed helpers are in ``_distributed.py``, checkpoint saving and loading in
+``_checkpoint.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,57 +14,22 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from ..._validation import check_in_range, check_int, check_option, check_positive
+from ._checkpoint import restore_checkpoint, save_checkpoint
+from ._distributed import (
+    all_reduce_mean,
+    all_reduce_sum,
+    init_distributed,
+    local_slice,
+    rank_world,
+    wrap_ddp,
+)
 
-__all__ = ["train", "evaluate", "default_loss", "Callback", "TrainState", "TrainHistory",
-           "init_distributed",
-           "lr_multiplier"]
-
-
-# ---------------------------------------------------------------------------- distributed
-def init_distributed(backend=None):
-    """Initialise ``torch.distributed`` from the ``torchrun`` environment, if any.
-
-    Does nothing when ``WORLD_SIZE`` is unset or 1, or when a process group already exists.
-
-    Parameters
-    ----------
-    backend : {'gloo', 'nccl'}, optional
-        Default: ``nccl`` when CUDA is available, else ``gloo``.
-
-    Returns
-    -------
-    rank, world_size : int
-    """
-    if backend is not None:
-        check_option(backend, "backend", ("gloo", "nccl", "mpi", "ucc", "xccl"))
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
-        if backend is None:
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _world():
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _all_reduce_mean(tensors, world):
-    if world > 1:
-        for t in tensors:
-            dist.all_reduce(t, op=dist.ReduceOp.SUM)
-            t.div_(world)
-    return tensors
+__all__ = ["train", "evaluate", "default_loss", "per_sequence_loss", "Callback", "TrainState",
+           "TrainHistory", "lr_multiplier"]
 
 
 # ---------------------------------------------------------------------------- hooks
@@ -208,7 +178,7 @@ class TrainState:
             self.model.train(was_training)
         grads = [torch.zeros_like(p) if g is None else g
                  for g, p in zip(grads, params, strict=True)]
-        _all_reduce_mean(grads, self.world_size)
+        all_reduce_mean(grads, self.world_size)
         return torch.cat([g.reshape(-1) for g in grads]) if flatten else grads
 
     def domain_gradient(self, domain, batch_size, *, split="train", flatten=True):
@@ -218,27 +188,50 @@ class TrainState:
         single-process gradient of the whole batch.
         """
         x, y, _ = self.corpus.domain_batch(domain, batch_size, split=split)
-        x, y = _local_slice(x, self.rank, self.world_size), _local_slice(y, self.rank,
-                                                                         self.world_size)
+        x, y = (local_slice(t, self.rank, self.world_size) for t in (x, y))
         return self.gradient(x, y, flatten=flatten)
 
 
 def per_sequence_loss(logits, y):
     """Mean next-token cross-entropy of every sequence (in float32).
 
+    The per-sequence losses that :func:`default_loss` averages and records in
+    ``TrainState.per_sequence_loss``; data-mixing methods (DGA) weight them per domain.
+
     Parameters
     ----------
     logits : Tensor, shape (batch, seq_len, vocab)
+        Unnormalised next-token scores (any floating dtype; the loss is computed in float32).
     y : LongTensor, shape (batch, seq_len)
+        Target token ids in ``[0, vocab)``.
 
     Returns
     -------
     loss : Tensor, shape (batch,)
+        ``loss[b] = -mean_t log softmax(logits[b, t])[y[b, t]]`` (nats per token), float32,
+        differentiable with respect to ``logits``.
+
+    Raises
+    ------
+    TypeError
+        If ``logits`` is not a floating tensor or ``y`` not a LongTensor.
+    ValueError
+        If ``logits`` is not 3-D, ``y`` is not of shape ``logits.shape[:2]``, or a target is
+        outside ``[0, vocab)``.
     """
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise TypeError("logits must be a floating-point Tensor of shape (batch, seq_len, vocab), "
+                        f"got {getattr(logits, 'dtype', type(logits).__name__)}")
+    if not isinstance(y, torch.Tensor) or y.dtype not in (torch.long, torch.uint8):
+        raise TypeError("y must be a LongTensor of token ids, got "
+                        f"{getattr(y, 'dtype', type(y).__name__)}")
     if logits.ndim != 3 or tuple(y.shape) != tuple(logits.shape[:2]):
         raise ValueError(f"y must have shape (batch, seq_len) = {tuple(logits.shape[:2])} of the "
                          f"logits (batch, seq_len, vocab) {tuple(logits.shape)}, got "
                          f"{tuple(y.shape)}")
+    if y.numel() and bool(((y < 0) | (y >= logits.shape[-1])).any()):
+        raise ValueError(f"y must hold token ids in [0, {logits.shape[-1]}) (the logits' vocab), "
+                         f"got values in [{int(y.min())}, {int(y.max())}]")
     tok = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1),
                           reduction="none").view(y.shape)
     return tok.mean(dim=1)
@@ -306,41 +299,6 @@ def lr_multiplier(step, steps, schedule="cosine", warmup_steps=0, min_lr_ratio=0
 _HOOKS = ("on_train_begin", "on_step_begin", "on_after_backward", "on_step_end",
           "on_evaluate")
 
-_CHECKPOINT_KEYS = ("step", "model", "optimizer", "corpus", "torch_rng", "history", "callbacks")
-
-
-def _load_checkpoint(path, device, corpus):
-    """Load a checkpoint of :func:`train`, raising ``ValueError`` naming the file when it is
-    not one (empty, truncated, another format) or was written for another corpus."""
-    import pickle
-
-    try:
-        ck = torch.load(path, map_location=device, weights_only=False)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError,
-            AttributeError, ImportError, IndexError, KeyError, TypeError) as exc:
-        raise ValueError(f"checkpoint_path {str(path)!r} is not a readable checkpoint of train "
-                         f"({type(exc).__name__}: {exc}); delete it or pass resume=False"
-                         ) from exc
-    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
-    if missing:
-        raise ValueError(f"checkpoint_path {str(path)!r} is not a checkpoint of train "
-                         f"(missing {missing})")
-    names = list(ck["corpus"].get("tokens_seen", {}))
-    if names != list(corpus.names):
-        raise ValueError(f"checkpoint_path {str(path)!r} was written for a corpus with domains "
-                         f"{names}, this corpus has {list(corpus.names)}")
-    if isinstance(ck["step"], bool) or not isinstance(ck["step"], int) or ck["step"] < 0:
-        raise ValueError(f"checkpoint_path {str(path)!r} holds an invalid step {ck['step']!r}")
-    return ck
-
-
-def _local_slice(t, rank, world):
-    if world == 1:
-        return t
-    b = t.shape[0] // world
-    return t[rank * b:(rank + 1) * b]
-
-
 def _param_groups(model, weight_decay):
     decay, no_decay = [], []
     for p in model.parameters():
@@ -403,7 +361,7 @@ def evaluate(model, corpus, *, domains=None, max_windows=64, batch_size=32, loss
         raise TypeError(f"corpus must be a DomainCorpus, got {type(corpus).__name__}")
     batch_size = check_int(batch_size, "batch_size", min_value=1)
     max_windows = check_int(max_windows, "max_windows", min_value=1)
-    rank, world = _world()
+    rank, world = rank_world()
     loss_fn = default_loss if loss_fn is None else loss_fn
     if device is None:
         device = next(model.parameters()).device
@@ -423,8 +381,7 @@ def evaluate(model, corpus, *, domains=None, max_windows=64, batch_size=32, loss
                 total[0] += float(loss_fn(model, xb, yb, state)) * chunk.numel()
                 total[1] += chunk.numel()
             state.mode, state.eval_domain = mode, None
-            if world > 1:
-                dist.all_reduce(total)
+            all_reduce_sum(total, world)
             out[name] = float(total[0] / total[1])
     finally:
         model.train(was_training)
@@ -432,10 +389,100 @@ def evaluate(model, corpus, *, domains=None, max_windows=64, batch_size=32, loss
 
 
 # ---------------------------------------------------------------------------- train
+def _check_train_objects(model, corpus, betas, callbacks, loss_fn, batch_fn):
+    """Type checks of :func:`train`'s object arguments (TypeError/ValueError naming them)."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0
+            for b in betas):
+        raise ValueError(f"betas must be a pair of floats in [0, 1), got {betas!r}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not all(hasattr(corpus, a) for a in ("check_mixture", "sample", "names")):
+        raise TypeError(f"corpus must be a DomainCorpus, got {type(corpus).__name__}")
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, Callback) and not any(
+                callable(getattr(cb, m, None)) for m in _HOOKS):
+            raise TypeError(f"callbacks[{i}] must be a Callback (or have its hook methods), got "
+                            f"{type(cb).__name__}")
+    for name, fn in (("loss_fn", loss_fn), ("batch_fn", batch_fn)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
+
+
+def _check_schedule(lr_schedule, warmup_steps, min_lr_ratio, scheduler):
+    """The built-in schedule's options, and that a ``scheduler`` is not combined with them."""
+    if not callable(lr_schedule):
+        check_option(lr_schedule, "lr_schedule", ("cosine", "linear", "constant"))
+    if scheduler is None:
+        return
+    if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler) and not callable(
+            scheduler):
+        raise TypeError("scheduler must be a torch.optim.lr_scheduler.LRScheduler or a callable "
+                        f"optimizer -> LRScheduler, got {type(scheduler).__name__}")
+    conflicts = {name: value for name, value, default in (
+        ("lr_schedule", lr_schedule, "cosine"), ("warmup_steps", warmup_steps, 0),
+        ("min_lr_ratio", min_lr_ratio, 0.1))
+        if not (type(value) is type(default) and value == default)}
+    if conflicts:
+        raise ValueError(f"scheduler replaces the built-in learning-rate schedule: leave "
+                         f"lr_schedule, warmup_steps and min_lr_ratio at their defaults when "
+                         f"scheduler is given, got {conflicts}")
+
+
+def _make_scheduler(scheduler, opt):
+    """The LRScheduler of ``opt``: ``scheduler`` itself, or ``scheduler(opt)``."""
+    if scheduler is None:
+        return None
+    base = torch.optim.lr_scheduler.LRScheduler
+    if not isinstance(scheduler, base):
+        scheduler = scheduler(opt)
+        if not isinstance(scheduler, base):
+            raise TypeError("scheduler factory must return a torch.optim.lr_scheduler."
+                            f"LRScheduler, got {type(scheduler).__name__}")
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        raise TypeError("scheduler=ReduceLROnPlateau needs a metric at each step, which train "
+                        "does not pass: use a schedule of the step, or adapt the lr in a "
+                        "Callback's on_evaluate")
+    if scheduler.optimizer is not opt:
+        raise ValueError("scheduler must be built on the optimizer train uses: pass that "
+                         "optimizer instance as optimizer=, or a factory optimizer -> "
+                         "LRScheduler as scheduler=")
+    return scheduler
+
+
+def _fire(callbacks, name, state):
+    """Call hook ``name`` of every callback that has it."""
+    for cb in callbacks:
+        fn = getattr(cb, name, None)
+        if fn is not None:
+            fn(state)
+
+
+def _evaluate_and_record(state, callbacks, domains, max_windows):
+    """Validation losses at the current step: appended to ``state.history`` and passed to the
+    hooks' ``on_evaluate`` (``state.mode == 'done'``: after step ``state.step``, else before)."""
+    losses = evaluate(state.model, state.corpus, domains=domains, max_windows=max_windows,
+                      loss_fn=state.loss_fn, device=state.device, state=state)
+    history = state.history
+    history.eval_step.append(state.step + 1 if state.mode == "done" else state.step)
+    for k, v in losses.items():
+        history.val_loss[k].append(v)
+    for cb in callbacks:
+        if hasattr(cb, "on_evaluate"):
+            cb.on_evaluate(state, losses)
+    return losses
+
+
+def _progress_bar(steps, start):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, initial=start, desc="train")
+
+
 def train(model, corpus, mixture, steps, *, optimizer="adamw", lr=1e-3, weight_decay=0.1,
           betas=(0.9, 0.95), lr_schedule="cosine", warmup_steps=0, min_lr_ratio=0.1,
-          batch_size=16, grad_clip=1.0, eval_every=None, eval_windows=64, eval_domains=None,
-          callbacks=(), loss_fn=None, batch_fn=None, checkpoint_path=None,
+          scheduler=None, batch_size=16, grad_clip=1.0, eval_every=None, eval_windows=64,
+          eval_domains=None, callbacks=(), loss_fn=None, batch_fn=None, checkpoint_path=None,
           checkpoint_every=None, resume=False, device="cpu", seed=0, verbose=False):
     """Train a language model on a mixture of corpus domains.
 
@@ -467,9 +514,18 @@ def train(model, corpus, mixture, steps, *, optimizer="adamw", lr=1e-3, weight_d
     weight_decay : float, default=0.1
     betas : tuple of float, default=(0.9, 0.95)
     lr_schedule : {'cosine', 'linear', 'constant'} or callable, default='cosine'
-        Or ``f(step) -> multiplier``.
+        The built-in schedule (:func:`lr_multiplier`), or ``f(step) -> multiplier``; each
+        step sets every group's ``lr`` to its ``initial_lr`` times the multiplier.
     warmup_steps : int, default=0
     min_lr_ratio : float, default=0.1
+    scheduler : LRScheduler or callable, optional
+        A :mod:`torch.optim.lr_scheduler` scheduler built on the ``optimizer`` instance, or a
+        factory ``optimizer -> LRScheduler`` (for an optimizer built here). It replaces the
+        built-in schedule: ``train`` leaves the groups' ``lr`` to it and calls
+        ``scheduler.step()`` once per step, after the optimizer step and the ``on_step_end``
+        hooks (which see the ``lr`` the step used). Its state is checkpointed. Passing a
+        non-default ``lr_schedule``, ``warmup_steps`` or ``min_lr_ratio`` with it raises
+        ``ValueError``; ``ReduceLROnPlateau`` (which needs a metric) raises ``TypeError``.
     batch_size : int, default=16
         Global batch size (sequences); must be divisible by the number of ranks.
     grad_clip : float or None, default=1.0
@@ -495,7 +551,8 @@ def train(model, corpus, mixture, steps, *, optimizer="adamw", lr=1e-3, weight_d
     resume : bool, default=False
         Load ``checkpoint_path`` if it exists and continue. A file that is not a checkpoint of
         this function (empty, truncated, another format), or one written for a corpus with
-        other domains or for another model or optimizer, raises ``ValueError`` naming it.
+        other domains, for another model or optimizer, or with a ``scheduler`` when none is
+        given (or the reverse), raises ``ValueError`` naming it.
     device : str or torch.device, default='cpu'
     seed : int, default=0
         Seed of torch's generator (dropout) at the start of training.
@@ -516,27 +573,11 @@ def train(model, corpus, mixture, steps, *, optimizer="adamw", lr=1e-3, weight_d
                                  allow_none=True)
     grad_clip = check_positive(grad_clip, "grad_clip", allow_none=True)
     check_positive(weight_decay, "weight_decay", strict=False)
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(
-            isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0
-            for b in betas):
-        raise ValueError(f"betas must be a pair of floats in [0, 1), got {betas!r}")
     eval_windows = check_int(eval_windows, "eval_windows", min_value=1)
     seed = check_int(seed, "seed")
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not all(hasattr(corpus, a) for a in ("check_mixture", "sample", "names")):
-        raise TypeError(f"corpus must be a DomainCorpus, got {type(corpus).__name__}")
     callbacks = list(callbacks)
-    for i, cb in enumerate(callbacks):
-        if not isinstance(cb, Callback) and not any(
-                callable(getattr(cb, m, None)) for m in _HOOKS):
-            raise TypeError(f"callbacks[{i}] must be a Callback (or have its hook methods), got "
-                            f"{type(cb).__name__}")
-    for name, fn in (("loss_fn", loss_fn), ("batch_fn", batch_fn)):
-        if fn is not None and not callable(fn):
-            raise TypeError(f"{name} must be callable or None, got {type(fn).__name__}")
-    if not callable(lr_schedule):
-        check_option(lr_schedule, "lr_schedule", ("cosine", "linear", "constant"))
+    _check_train_objects(model, corpus, betas, callbacks, loss_fn, batch_fn)
+    _check_schedule(lr_schedule, warmup_steps, min_lr_ratio, scheduler)
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path")
     fixed = None if callable(mixture) else corpus.check_mixture(mixture)
@@ -551,23 +592,21 @@ def train(model, corpus, mixture, steps, *, optimizer="adamw", lr=1e-3, weight_d
         # train(..., **mixture.train_kwargs(batch_size)) would
         kw = wire(batch_size=batch_size)
         batch_fn, loss_fn = kw.get("batch_fn"), kw.get("loss_fn")
-    callbacks = list(callbacks)
     if fixed is None and any(hasattr(mixture, m) for m in
                              ("on_step_begin", "on_after_backward", "on_step_end")):
         callbacks.insert(0, mixture)
 
+    # set-up: process group, device, DDP, optimizer, scheduler, state; resume
     rank, world = init_distributed()
     if batch_size % world:
         raise ValueError(f"batch_size={batch_size} must be divisible by the world size {world}")
     device = torch.device(device)
     model.to(device)
-    forward_model = model
-    if world > 1:
-        forward_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+    forward_model = wrap_ddp(model, device, world)
     opt = _make_optimizer(optimizer, model, lr, weight_decay, betas)
     for g in opt.param_groups:
         g.setdefault("initial_lr", g["lr"])
+    scheduler = _make_scheduler(scheduler, opt)
     loss_fn = default_loss if loss_fn is None else loss_fn
     history = TrainHistory()
     history.val_loss = {k: [] for k in (eval_domains or corpus.names)}
@@ -579,105 +618,64 @@ def train(model, corpus, mixture, steps, *, optimizer="adamw", lr=1e-3, weight_d
     torch.manual_seed(seed)
     start = 0
     if resume and os.path.exists(checkpoint_path):
-        ck = _load_checkpoint(checkpoint_path, device, corpus)
-        try:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise ValueError(f"checkpoint {str(checkpoint_path)!r} was written for another "
-                             f"model or optimizer: {exc}") from exc
-        corpus.load_state_dict(ck["corpus"])
-        torch.set_rng_state(ck["torch_rng"])
-        history = TrainHistory(**ck["history"])
-        state.history = history
-        for cb, sd in zip(callbacks, ck["callbacks"], strict=False):
-            if hasattr(cb, "load_state_dict"):
-                cb.load_state_dict(sd)
-        start = ck["step"]
-
-    def do_eval():
-        losses = evaluate(model, corpus, domains=eval_domains, max_windows=eval_windows,
-                          loss_fn=loss_fn, device=device, state=state)
-        history.eval_step.append(state.step + 1 if state.mode == "done" else state.step)
-        for k, v in losses.items():
-            history.val_loss[k].append(v)
-        for cb in callbacks:
-            if hasattr(cb, "on_evaluate"):
-                cb.on_evaluate(state, losses)
-        return losses
-
-    def save():
-        if rank == 0:
-            ck = {"step": state.step + 1, "model": model.state_dict(),
-                  "optimizer": opt.state_dict(), "corpus": corpus.state_dict(),
-                  "torch_rng": torch.get_rng_state(), "history": history.to_dict(),
-                  "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else {}
-                                for cb in callbacks]}
-            tmp = f"{checkpoint_path}.tmp"
-            torch.save(ck, tmp)
-            os.replace(tmp, checkpoint_path)
-        if world > 1:
-            dist.barrier()
-
-    def fire(name):
-        for cb in callbacks:
-            fn = getattr(cb, name, None)
-            if fn is not None:
-                fn(state)
+        start, saved = restore_checkpoint(checkpoint_path, state, callbacks, scheduler)
+        history = state.history = TrainHistory(**saved)
 
     t0 = time.perf_counter()
-    fire("on_train_begin")
+    _fire(callbacks, "on_train_begin", state)
     if start == 0 and eval_every is not None and steps > 0:
         state.step = 0
-        do_eval()
-    bar = None
-    if verbose and rank == 0:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, initial=start, desc="train")
+        _evaluate_and_record(state, callbacks, eval_domains, eval_windows)
+    bar = _progress_bar(steps, start) if verbose and rank == 0 else None
     model.train()
     for step in range(start, steps):
+        # the step's mixture and batch (this rank's slice of the global batch)
         state.step, state.mode = step, "train"
         state.mixture = fixed if fixed is not None else corpus.check_mixture(mixture(step))
-        fire("on_step_begin")
+        _fire(callbacks, "on_step_begin", state)
         if batch_fn is None:
             x, y, d = corpus.sample(state.mixture, batch_size)
         else:
             x, y, d = batch_fn(state)
-        x, y, d = (_local_slice(t, rank, world).to(device) for t in (x, y, d))
+        x, y, d = (local_slice(t, rank, world).to(device) for t in (x, y, d))
         state.batch = (x, y, d)
-        mult = lr_schedule(step) if callable(lr_schedule) else lr_multiplier(
-            step, steps, lr_schedule, warmup_steps, min_lr_ratio)
-        for g in opt.param_groups:
-            g["lr"] = g["initial_lr"] * mult
+        # learning rate, loss, backward, optimizer step
+        if scheduler is None:
+            mult = lr_schedule(step) if callable(lr_schedule) else lr_multiplier(
+                step, steps, lr_schedule, warmup_steps, min_lr_ratio)
+            for g in opt.param_groups:
+                g["lr"] = g["initial_lr"] * mult
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(forward_model, x, y, state)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite training loss {float(loss)} at step {step}")
         loss.backward()
         state.loss = loss.detach()
-        fire("on_after_backward")
+        _fire(callbacks, "on_after_backward", state)
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
-        logged = state.loss.clone()
-        _all_reduce_mean([logged], world)
+        # records and hooks (which see the lr the step used), then the scheduler's step
+        logged = all_reduce_mean([state.loss.clone()], world)[0]
         history.step.append(step + 1)
         history.train_loss.append(float(logged))
         history.lr.append(float(opt.param_groups[0]["lr"]))
         history.mixture.append([float(v) for v in state.mixture])
-        fire("on_step_end")
+        _fire(callbacks, "on_step_end", state)
+        if scheduler is not None:
+            scheduler.step()
+        # evaluation and checkpoint
         done = step + 1
         if (eval_every is not None and done % eval_every == 0) or done == steps:
             state.mode = "done"
-            do_eval()
+            _evaluate_and_record(state, callbacks, eval_domains, eval_windows)
         history.tokens_seen = dict(corpus.tokens_seen)
         if checkpoint_path is not None and (
                 (checkpoint_every is not None and done % checkpoint_every == 0)
                 or done == steps):
             history.wall_time += time.perf_counter() - t0
             t0 = time.perf_counter()
-            save()
+            save_checkpoint(checkpoint_path, state, callbacks, scheduler)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}")

@@ -21,8 +21,7 @@ from ..._validation import (
     check_positive,
     check_simplex,
 )
-from ..lm import Callback, default_loss
-from ..lm._train import per_sequence_loss
+from ..lm import Callback, default_loss, per_sequence_loss
 
 __all__ = [
     "MixingMethod",
