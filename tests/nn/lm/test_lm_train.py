@@ -231,3 +231,97 @@ def test_forgetting_study_bad_fraction():
 
     with pytest.raises(ValueError, match="fractions"):
         forgetting_study([TinyLMConfig()], [1000], [1.0])
+
+
+# -------------------------------------------------------------------------- lr schedulers
+class _RecordLR(Callback):
+    def __init__(self):
+        self.lr = []
+
+    def on_step_end(self, state):
+        self.lr.append(state.optimizer.param_groups[0]["lr"])
+
+
+def test_lambda_lr_scheduler_reproduces_the_builtin_schedule():
+    from torch.optim.lr_scheduler import LambdaLR
+
+    from sciml_toolbox.nn.lm import lr_multiplier
+
+    kw = dict(batch_size=8, lr=1e-2, eval_every=3, eval_windows=8)
+
+    def f(step):
+        return lr_multiplier(step, 6, "cosine", 2, 0.1)
+
+    ref = train(_small(), _corpus(), [0.3, 0.7], 6, warmup_steps=2, **kw)
+    rec = _RecordLR()
+    got = train(_small(), _corpus(), [0.3, 0.7], 6, scheduler=lambda opt: LambdaLR(opt, f),
+                callbacks=[rec], **kw)
+    expected = [1e-2 * f(s) for s in range(6)]  # LambdaLR: base lr times f(step)
+    assert got.lr == rec.lr == expected
+    assert ref.lr == expected
+    assert got.train_loss == ref.train_loss
+    assert got.val_loss == ref.val_loss
+
+
+def test_scheduler_instance_sets_the_lr_and_is_stepped_once_per_step():
+    from torch.optim.lr_scheduler import LambdaLR
+
+    m = _small()
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    sched = LambdaLR(opt, lambda s: 1.0 / (1 + s))
+    hist = train(m, _corpus(), [0.5, 0.5], 4, optimizer=opt, scheduler=sched, batch_size=4,
+                 eval_windows=2)
+    assert hist.lr == [0.1 * (1.0 / (1 + s)) for s in range(4)]
+    assert sched.last_epoch == 4
+
+
+def test_checkpoint_resume_with_scheduler_is_identical(tmp_path):
+    from torch.optim.lr_scheduler import StepLR
+
+    def sched(opt):
+        return StepLR(opt, step_size=3, gamma=0.5)
+
+    kw = dict(batch_size=8, lr=1e-2, eval_every=2, eval_windows=8, scheduler=sched)
+    ref_model = _small()
+    ref = train(ref_model, _corpus(), [0.3, 0.7], 10, **kw)
+    assert ref.lr == [1e-2 * 0.5 ** (s // 3) for s in range(10)]
+
+    path = tmp_path / "ck.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(_small(), _corpus(), [0.3, 0.7], 10, checkpoint_path=path, checkpoint_every=2,
+              callbacks=[_StopAt(6)], **kw)
+    with pytest.raises(ValueError, match="ck.pt"):  # written with a scheduler, resumed without
+        train(_small(), _corpus(), [0.3, 0.7], 10, checkpoint_path=path, resume=True,
+              **dict(kw, scheduler=None))
+    m2 = _small(seed=123)
+    res = train(m2, _corpus(), [0.3, 0.7], 10, checkpoint_path=path, resume=True, **kw)
+    for (n, a), b in zip(ref_model.state_dict().items(), m2.state_dict().values(), strict=True):
+        assert torch.equal(a, b), n
+    assert res.lr == ref.lr
+    assert res.train_loss == ref.train_loss
+    assert res.val_loss == ref.val_loss
+    assert res.eval_step == ref.eval_step
+
+
+def test_scheduler_bad_input():
+    from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+
+    def run(**kw):
+        return train(_small(), _corpus(), [0.5, 0.5], 1, batch_size=4, eval_windows=2, **kw)
+
+    def factory(opt):
+        return LambdaLR(opt, lambda s: 1.0)
+
+    with pytest.raises(TypeError, match="scheduler"):
+        run(scheduler=3)
+    with pytest.raises(TypeError, match="scheduler"):
+        run(scheduler=lambda opt: "not a scheduler")
+    with pytest.raises(TypeError, match="ReduceLROnPlateau"):
+        run(scheduler=ReduceLROnPlateau)
+    for conflict in (dict(warmup_steps=2), dict(lr_schedule="linear"), dict(min_lr_ratio=0.0),
+                     dict(lr_schedule=lambda s: 1.0)):
+        with pytest.raises(ValueError, match="scheduler"):
+            run(scheduler=factory, **conflict)
+    other = torch.optim.SGD(_small().parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="scheduler"):  # built on another optimizer
+        run(scheduler=LambdaLR(other, lambda s: 1.0))
