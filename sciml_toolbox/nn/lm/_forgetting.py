@@ -9,7 +9,7 @@ import time
 import numpy as np
 import torch
 
-from ..._validation import check_int, check_positive
+from ..._validation import check_int, check_positive, check_scalar
 from ._corpus import DomainCorpus
 from ._model import TinyLM, TinyLMConfig
 from ._sources import pydoc_topics_text, python_source_text
@@ -111,11 +111,55 @@ def forgetting_study(model_configs, budgets, fractions, *, pretrain_steps=400, e
     return result
 
 
+_RUN_KEYS = ("N", "D", "p", "L0", "pretrain_loss", "finetune_loss")
+
+
 def runs_to_arrays(result):
-    """(X_forget (N, D, p, L0), y_forget, X_ft (N, D, p), y_ft) arrays from a study result."""
+    """Regression arrays of the forgetting and finetuning laws from a study result.
+
+    Parameters
+    ----------
+    result : dict
+        A :func:`forgetting_study` result (or any dict with a non-empty ``'runs'`` list of
+        dicts holding the finite numbers ``N, D, p, L0, pretrain_loss, finetune_loss``).
+
+    Returns
+    -------
+    X_forget : ndarray of shape (n_runs, 4)
+        Columns ``N, D, p, L0``.
+    y_forget : ndarray of shape (n_runs,)
+        ``pretrain_loss`` (the generic loss after finetuning).
+    X_ft : ndarray of shape (n_runs, 3)
+        Columns ``N, D, p``.
+    y_ft : ndarray of shape (n_runs,)
+        ``finetune_loss``.
+
+    Raises
+    ------
+    TypeError
+        ``result`` not a dict, ``result['runs']`` not a list/tuple of dicts, or a value that
+        is not a real number.
+    ValueError
+        A missing key, no runs, or a value that is not finite.
+    """
+    if not isinstance(result, dict):
+        raise TypeError(f"result must be a forgetting_study result (a dict), got "
+                        f"{type(result).__name__}")
+    if "runs" not in result:
+        raise ValueError("result has no 'runs' entry (expected a forgetting_study result)")
     runs = result["runs"]
-    Xf = np.array([[r["N"], r["D"], r["p"], r["L0"]] for r in runs], dtype=float)
-    yf = np.array([r["pretrain_loss"] for r in runs])
-    Xt = Xf[:, :3].copy()
-    yt = np.array([r["finetune_loss"] for r in runs])
-    return Xf, yf, Xt, yt
+    if not isinstance(runs, (list, tuple)):
+        raise TypeError(f"result['runs'] must be a list of dicts, got {type(runs).__name__}")
+    if not runs:
+        raise ValueError("result['runs'] is empty: no run to convert")
+    table = np.empty((len(runs), len(_RUN_KEYS)))
+    for i, r in enumerate(runs):
+        if not isinstance(r, dict):
+            raise TypeError(f"result['runs'][{i}] must be a dict, got {type(r).__name__}")
+        missing = [k for k in _RUN_KEYS if k not in r]
+        if missing:
+            raise ValueError(f"result['runs'][{i}] lacks {missing} (needs {list(_RUN_KEYS)})")
+        for j, k in enumerate(_RUN_KEYS):
+            table[i, j] = check_scalar(r[k], f"result['runs'][{i}][{k!r}]")
+    Xf, yf, yt = table[:, :4], table[:, 4], table[:, 5]
+    return Xf.copy(), yf.copy(), Xf[:, :3].copy(), yt.copy()

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import torch
 
+from ..._validation import check_in_range, check_int, check_option, check_positive
 from ._corpus import DomainCorpus
 from ._model import TinyLM, TinyLMConfig
 from ._train import lr_multiplier
@@ -76,12 +77,13 @@ def compare_optimizers(n_steps=300, *, size="0.1M", seq_len=64, batch_size=16, l
         AdEMAMix's mixing weight and slow-EMA coefficient (beta3 = 0.999 suits short runs).
     weight_decay : float, default=0.1
     probe_step : int, optional
-        Step at which the probe batch is trained on (default: ``n_steps // 4``).
+        Step at which the probe batch is trained on, in ``[0, n_steps - 1]`` (default:
+        ``n_steps // 4``).
     eval_every : int, default=10
         Evaluation period (validation and probe losses).
     n_val_batches : int, default=4
         Held-out batches of the validation loss.
-    optimizers : sequence of {'AdamW', 'AdEMAMix'}
+    optimizers : sequence of {'AdamW', 'AdEMAMix'}, or one of these names
     random_state : int, default=0
         Seed of the model initialisation and of the batch order (shared by all optimizers).
     verbose : bool, default=False
@@ -98,8 +100,26 @@ def compare_optimizers(n_steps=300, *, size="0.1M", seq_len=64, batch_size=16, l
         ``gap_late`` (memorisation gap at the first evaluation after the probe, at the end, and
         its mean over the evaluations in the second half of the steps after the probe).
     """
-    if probe_step is None:
-        probe_step = n_steps // 4
+    n_steps = check_int(n_steps, "n_steps", min_value=1)
+    # the evaluation right after the probe step must exist: probe_step + 1 <= n_steps
+    probe_step = n_steps // 4 if probe_step is None else check_int(
+        probe_step, "probe_step", min_value=0, max_value=n_steps - 1)
+    seq_len = check_int(seq_len, "seq_len", min_value=1)
+    batch_size = check_int(batch_size, "batch_size", min_value=1)
+    eval_every = check_int(eval_every, "eval_every", min_value=1)
+    n_val_batches = check_int(n_val_batches, "n_val_batches", min_value=1)
+    random_state = check_int(random_state, "random_state", min_value=0)
+    lr = check_positive(lr, "lr")
+    alpha = check_positive(alpha, "alpha", strict=False)
+    beta3 = check_in_range(beta3, "beta3", 0.0, 1.0, closed="left")
+    weight_decay = check_positive(weight_decay, "weight_decay", strict=False)
+    if isinstance(optimizers, str):
+        optimizers = (optimizers,)
+    optimizers = tuple(optimizers)
+    if not optimizers:
+        raise ValueError("optimizers must name at least one optimizer ('AdamW', 'AdEMAMix')")
+    for name in optimizers:
+        check_option(name, "optimizers", ("AdamW", "AdEMAMix"))
     corpus = _corpus(seq_len, random_state)
     train = [corpus.sample([1.0], batch_size)[:2] for _ in range(n_steps)]
     val = [corpus.sample([1.0], batch_size, split="val")[:2] for _ in range(n_val_batches)]
