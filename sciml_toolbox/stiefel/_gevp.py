@@ -30,11 +30,7 @@ from .._validation import (
     check_positive,
     check_psd,
 )
-from ._landing import (
-    landing_direction,
-    plam_direction,
-    safe_step_size,
-)
+from ._landing import _landing_update, plam_direction
 from ._retraction import cholesky_retraction, polar_retraction
 
 __all__ = ["generalized_eigh"]
@@ -54,27 +50,6 @@ def _operator(M, name):
 def _b_orthonormalize(X, BX):
     """Return X L^{-T}, (BX) L^{-T} with X^T B X = L L^T (Cholesky-QR in the B inner product)."""
     return cholesky_retraction(X, BX)
-
-
-def _fused_landing_direction(X, AX, BX, omega, xp):
-    """Landing direction for f = -tr(X^T A X)/2 with the fewest (n, p) x (p, p) products.
-
-    Returns the direction and the p x p matrices the safe step needs: with G = -AX,
-    M = (BX)^T BX, K = G^T BX and h = X^T BX - I, the direction is
-    D = G (M / 2) + BX (omega h - K / 2). Its relative-gradient part is B-skew
-    (X^T B Psi = (K^T M - M K) / 2 is skew-symmetric), so X^T B D + D^T B X = omega (M h + h M):
-    one p x p product instead of an (n, p) one. Per iteration: M (a syrk, n p^2 / 2), K and h
-    (n p^2 each), D (2 n p^2), M h (p^3), on top of the products with A and B.
-    """
-    p = X.shape[1]
-    M = BX.T @ BX
-    K = -(AX.T @ BX)
-    h = X.T @ BX - xp.eye(p, dtype=X.dtype, device=X.device)
-    h = 0.5 * (h + h.T)
-    C = omega * h - 0.5 * K
-    D = AX @ (-0.5 * M) + BX @ C
-    Mh = M @ h
-    return D, omega * (Mh + Mh.T), h
 
 
 def _rayleigh_ritz(X, AX, BX, xp):
@@ -272,36 +247,12 @@ def generalized_eigh(
     if method == "exact":
         if A_dense is None or B_dense is None:
             raise ValueError("method='exact' needs A and B as dense arrays")
-        try:
-            L = cholesky(0.5 * (B_dense + B_dense.T))
-        except Exception as exc:  # noqa: BLE001 - backend-specific LinAlgError / RuntimeError
-            raise ValueError(
-                "B must be positive definite (its Cholesky factorisation failed)"
-            ) from exc
-        Linv = inv(L)
-        C = Linv @ A_dense @ Linv.T
-        w, V = eigh(0.5 * (C + C.T))
-        w = xp.flip(w[n - p :], axis=0)
-        V = Linv.T @ xp.flip(V[:, n - p :], axis=1)
+        w, V = _exact(A_dense, B_dense, p, xp)
         if return_history:
             return w, V, {"objective": [], "violation": [], "time": [], "iteration": []}
         return w, V
 
-    # ---- initial point, B-orthonormal ----------------------------------------------------
-    if X0 is None:
-        X = make_generator(random_state, xp, dev).normal((n, p), dtype=dtype)
-        X, _ = qr(X)
-    else:
-        X = xp.asarray(X0, copy=True)
-    BX = Bop(X)
-    try:
-        X, BX = _b_orthonormalize(X, BX)
-    except Exception as exc:  # noqa: BLE001
-        raise ValueError(
-            "B must be positive definite: X0^T B X0 is not (Cholesky failed)"
-        ) from exc
-    if not bool(xp.all(xp.isfinite(BX))):
-        raise ValueError("B must be positive definite: B @ X0 produced non-finite values")
+    X, BX = _initial_point(Bop, X0, n, p, xp, dtype, dev, random_state)
     AX = Aop(X)
 
     # ---- step sizes ------------------------------------------------------------------------
@@ -329,6 +280,113 @@ def generalized_eigh(
     else:
         om = check_positive(omega, "omega", strict=False)
 
+    iteration, options = {
+        "landing": (_landing_iteration, dict(Bop=Bop, learning_rate=lr, omega=om,
+                                             epsilon=epsilon, Binv=Binv)),
+        "plam": (_plam_iteration, dict(Bop=Bop, learning_rate=lr, omega=om)),
+        "riemannian": (_riemannian_iteration, dict(Bop=Bop, learning_rate=lr, Binv=Binv,
+                                                   retraction=retraction)),
+    }[method]
+    X, AX, BX, history = _iterate(
+        iteration, options, X, AX, BX, Aop, method=method, max_iter=max_iter, tol=tol,
+        max_time=max_time, record_every=record_every, learning_rate=lr, omega=om,
+    )
+    BX = Bop(X)
+    w, V = _rayleigh_ritz(X, AX, BX, xp)
+    if return_history:
+        return w, V, history
+    return w, V
+
+
+def _exact(A, B, p, xp):
+    """Top-p eigenpairs of the dense pencil (A, B) by Cholesky of B and a symmetric eigh
+    (:math:`O(n^3)`); returns eigenvalues (p,), decreasing, and B-orthonormal vectors (n, p)."""
+    n = A.shape[0]
+    try:
+        L = cholesky(0.5 * (B + B.T))
+    except Exception as exc:  # noqa: BLE001 - backend-specific LinAlgError / RuntimeError
+        raise ValueError(
+            "B must be positive definite (its Cholesky factorisation failed)"
+        ) from exc
+    Linv = inv(L)
+    C = Linv @ A @ Linv.T
+    w, V = eigh(0.5 * (C + C.T))
+    w = xp.flip(w[n - p :], axis=0)
+    V = Linv.T @ xp.flip(V[:, n - p :], axis=1)
+    return w, V
+
+
+def _initial_point(Bop, X0, n, p, xp, dtype, device, random_state):
+    """B-orthonormal start, shapes (n, p): ``X0``, or a Gaussian matrix orthonormalised by QR,
+    then B-whitened by Cholesky (as in Vary et al. 2024). Returns ``(X, BX)``."""
+    if X0 is None:
+        X = make_generator(random_state, xp, device).normal((n, p), dtype=dtype)
+        X, _ = qr(X)
+    else:
+        X = xp.asarray(X0, copy=True)
+    BX = Bop(X)
+    try:
+        X, BX = _b_orthonormalize(X, BX)
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(
+            "B must be positive definite: X0^T B X0 is not (Cholesky failed)"
+        ) from exc
+    if not bool(xp.all(xp.isfinite(BX))):
+        raise ValueError("B must be positive definite: B @ X0 produced non-finite values")
+    return X, BX
+
+
+def _landing_iteration(it, X, AX, BX, *, Bop, learning_rate, omega, epsilon, Binv):
+    r"""One landing step on :math:`f = -\tfrac12\mathrm{tr}(X^\top AX)` (the shared step of
+    :func:`~sciml_toolbox.stiefel.landing_step`, relative gradient, or Riemannian when
+    ``Binv`` is given). ``B @ X`` is updated from ``B @ D``, which the safe step forms
+    anyway, and recomputed every 100 iterations. Returns ``(X, BX, D)``, shapes (n, p)."""
+    G = -AX
+    D, eta, BD = _landing_update(
+        X, G, BX, learning_rate=learning_rate, omega=omega, epsilon=epsilon,
+        gradient="relative" if Binv is None else "riemannian",
+        BinvG=None if Binv is None else Binv @ G, B=Bop,
+    )
+    if BD is None:
+        BD = Bop(D)
+    X = X - eta * D
+    BX = Bop(X) if it % 100 == 0 else BX - eta * BD
+    return X, BX, D
+
+
+def _plam_iteration(it, X, AX, BX, *, Bop, learning_rate, omega):
+    """One PLAM step (:func:`~sciml_toolbox.stiefel.plam_direction`, fixed step); returns
+    ``(X, BX, D)``, shapes (n, p)."""
+    D = plam_direction(X, -AX, BX, omega=omega, check_input=False)
+    X = X - learning_rate * D
+    return X, Bop(X), D
+
+
+def _riemannian_iteration(it, X, AX, BX, *, Bop, learning_rate, Binv, retraction):
+    """One Riemannian gradient step (metric of B) followed by the retraction; ``B @ Y`` of the
+    trial point follows from ``B @ X`` and the gradient (recomputed every 100 iterations).
+    Returns ``(X, BX, D)``, shapes (n, p)."""
+    G = -AX
+    XtG = X.T @ G
+    Ssym = 0.5 * (XtG + XtG.T)
+    D = Binv @ G - X @ Ssym  # riemannian_gradient(X, G, Binv @ G)
+    Y = X - learning_rate * D
+    # B D = G - BX sym(X^T G): B Y without a product with B (refreshed every 100
+    # iterations, like landing's B X)
+    BY = Bop(Y) if it % 100 == 0 else BX - learning_rate * (G - BX @ Ssym)
+    retract = cholesky_retraction if retraction == "cholesky" else polar_retraction
+    X, BX = retract(Y, BY, check_input=False)
+    return X, BX, D
+
+
+def _iterate(iteration, options, X, AX, BX, Aop, *, method, max_iter, tol, max_time,
+             record_every, learning_rate, omega):
+    """Run ``iteration(it, X, AX, BX, **options) -> (X, BX, D)`` until the direction norm
+    falls below ``tol`` times its first recorded value, ``max_iter`` or ``max_time``;
+    records the history every ``record_every`` iterations. Returns ``(X, AX, BX, history)``
+    (arrays of shape (n, p))."""
+    xp = get_namespace(X)
+    p = X.shape[1]
     history = {"iteration": [], "loss": [], "constraint_violation": [], "time": [],
                "objective": [], "violation": []}
     eye = xp.eye(p, dtype=X.dtype, device=X.device)
@@ -344,43 +402,13 @@ def generalized_eigh(
         history["time"].append(t)
         history["iteration"].append(it)
 
-    retract = cholesky_retraction if retraction == "cholesky" else polar_retraction
     t0 = time.perf_counter()
     record(0, 0.0)
     norm0 = None
     converged = False
     rel = float("nan")
     for it in range(1, max_iter + 1):
-        G = -AX
-        if method == "landing":
-            S = h = None
-            if gradient == "riemannian":
-                D = landing_direction(X, G, BX, omega=om, gradient=gradient, BinvG=Binv @ G,
-                                      check_input=False)
-            else:
-                D, S, h = _fused_landing_direction(X, AX, BX, om, xp)
-            BD = Bop(D)
-            if epsilon is not None:
-                eta = safe_step_size(X, BX, D, xp.sum(D * BD), epsilon=epsilon,
-                                     symmetric_part=S, constraint=h, check_input=False)
-                eta = xp.clip(eta, max=lr)
-            else:
-                eta = lr
-            X = X - eta * D
-            BX = Bop(X) if it % 100 == 0 else BX - eta * BD
-        elif method == "plam":
-            D = plam_direction(X, G, BX, omega=om, check_input=False)
-            X = X - lr * D
-            BX = Bop(X)
-        else:  # riemannian
-            XtG = X.T @ G
-            Ssym = 0.5 * (XtG + XtG.T)
-            D = Binv @ G - X @ Ssym  # riemannian_gradient(X, G, Binv @ G)
-            Y = X - lr * D
-            # B D = G - BX sym(X^T G): B Y without a product with B (refreshed every 100
-            # iterations, like landing's B X)
-            BY = Bop(Y) if it % 100 == 0 else BX - lr * (G - BX @ Ssym)
-            X, BX = retract(Y, BY, check_input=False)
+        X, BX, D = iteration(it, X, AX, BX, **options)
         AX = Aop(X)
         if it % record_every == 0 or it == max_iter:
             t = time.perf_counter() - t0
@@ -388,8 +416,8 @@ def generalized_eigh(
             dn = float(xp.linalg.vector_norm(xp.reshape(D, (-1,))))
             if not (dn == dn) or dn == float("inf"):
                 raise FloatingPointError(
-                    f"the iteration diverged at iteration {it} (learning_rate={lr:.3g}, "
-                    f"omega={om:.3g}); decrease learning_rate"
+                    f"the iteration diverged at iteration {it} (learning_rate="
+                    f"{learning_rate:.3g}, omega={omega:.3g}); decrease learning_rate"
                 )
             if norm0 is None:
                 norm0 = max(dn, 1e-300)
@@ -405,9 +433,5 @@ def generalized_eigh(
             f"relative direction norm {rel:.3g} > tol={tol:.3g}",
             ConvergenceWarning,
         )
-    BX = Bop(X)
-    w, V = _rayleigh_ritz(X, AX, BX, xp)
-    if return_history:
-        history.update(learning_rate=lr, omega=om, n_iter=it, converged=converged)
-        return w, V, history
-    return w, V
+    history.update(learning_rate=learning_rate, omega=omega, n_iter=it, converged=converged)
+    return X, AX, BX, history
