@@ -11,8 +11,15 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from .._array_api import eigh, get_namespace, make_generator
 from .._base import Estimator, Interval, StrOptions
 from .._validation import check_n_components
-from ._cca import _check_decay_epochs, _lr_factor, landing_block_step, split_products
-from ._stochastic import epoch_batches, power_lambda_max, whiten_init
+from ._landing import landing_block_step
+from ._stochastic import (
+    _check_decay_epochs,
+    _lr_factor,
+    epoch_batches,
+    power_lambda_max,
+    split_products,
+    whiten_init,
+)
 
 __all__ = ["LandingICA"]
 

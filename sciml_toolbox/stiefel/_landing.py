@@ -85,6 +85,7 @@ import numbers
 
 from .._array_api import get_namespace, namespace_name
 from .._validation import check_array, check_option, check_positive
+from ._stochastic import _xw
 
 __all__ = [
     "penalty",
@@ -670,3 +671,58 @@ def _landing_update(
     eta = safe_step_size(X, BXs, D, q, epsilon=epsilon, symmetric_part=S, constraint=h,
                          check_input=False)
     return D, xp.clip(eta, max=learning_rate), BD
+
+
+def landing_block_step(
+    W, G, Xb, reg, BW, *, learning_rate, omega, epsilon, BW2=None, G2=None, precondition=None,
+    curvature_rows=None,
+):
+    r"""One landing step for a covariance constraint :math:`W^\top (X_b^\top X_b / r + \rho I)
+    W = I` (the step of :class:`LandingCCA` and :class:`LandingICA`).
+
+    The step of :func:`landing_step` with the curvature :math:`\mathrm{tr}(D^\top B_\zeta D)
+    = \|X_b D\|_F^2 / r + \rho\|D\|_F^2` of the minibatch covariance.
+
+    Parameters
+    ----------
+    W : array, shape (d, p)
+        Current weights.
+    G : array, shape (d, p)
+        Euclidean gradient (the first half's with ``BW2``).
+    Xb : array, shape (r, d)
+        Centred minibatch rows (the rows behind ``BW`` and ``BW2``).
+    reg : float
+        Ridge :math:`\rho` of the constraint.
+    BW : array, shape (d, p)
+        :math:`B_\zeta W` (the first half's with ``BW2``).
+    learning_rate, omega : float
+        Step cap and weight of the normal direction.
+    epsilon : float or None
+        Safe-region radius; ``None`` disables the safe step.
+    BW2, G2 : array, shape (d, p), optional
+        The second half's estimates (see :func:`landing_direction`).
+    precondition : callable, optional
+        ``F -> P @ F`` (see :func:`_landing_update`): the preconditioned field.
+    curvature_rows : int, optional
+        Estimate the curvature on the first this many rows of ``Xb`` only (a cheaper random
+        estimate of the same quantity).
+
+    Returns
+    -------
+    W_new : array, shape (d, p)
+    dn : array, shape ()
+        :math:`\|D\|_F^2`, the squared norm of the direction.
+    """
+    xp = get_namespace(W, G, BW)
+    if curvature_rows is not None and curvature_rows < Xb.shape[0]:
+        Xb = Xb[:curvature_rows, ...]
+
+    def curvature(D):
+        XD = _xw(Xb, D)
+        return xp.sum(XD * XD) / Xb.shape[0] + reg * xp.sum(D * D)
+
+    D, eta, _ = _landing_update(
+        W, G, BW, learning_rate=learning_rate, omega=omega, epsilon=epsilon, BX2=BW2, G2=G2,
+        precondition=precondition, curvature=curvature,
+    )
+    return W - eta * D, xp.sum(D * D)
