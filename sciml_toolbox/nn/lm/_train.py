@@ -419,10 +419,10 @@ def _check_schedule(lr_schedule, warmup_steps, min_lr_ratio, scheduler):
             scheduler):
         raise TypeError("scheduler must be a torch.optim.lr_scheduler.LRScheduler or a callable "
                         f"optimizer -> LRScheduler, got {type(scheduler).__name__}")
-    conflicts = {name: value for name, value, default in (
-        ("lr_schedule", lr_schedule, "cosine"), ("warmup_steps", warmup_steps, 0),
-        ("min_lr_ratio", min_lr_ratio, 0.1))
-        if not (type(value) is type(default) and value == default)}
+    conflicts = {name: value for name, value, is_default in (
+        ("lr_schedule", lr_schedule, isinstance(lr_schedule, str) and lr_schedule == "cosine"),
+        ("warmup_steps", warmup_steps, warmup_steps == 0),
+        ("min_lr_ratio", min_lr_ratio, float(min_lr_ratio) == 0.1)) if not is_default}
     if conflicts:
         raise ValueError(f"scheduler replaces the built-in learning-rate schedule: leave "
                          f"lr_schedule, warmup_steps and min_lr_ratio at their defaults when "
@@ -489,9 +489,9 @@ def train(model, corpus, mixture, steps, *, optimizer="adamw", lr=1e-3, weight_d
     Each step draws a global batch of ``batch_size`` sequences whose domains follow the
     current mixture, takes this rank's slice (under ``torchrun``), computes the loss, and
     takes an optimizer step. Validation losses per domain are recorded every ``eval_every``
-    steps. With ``checkpoint_path`` the model, optimizer, corpus sampler, RNGs, hooks and
-    history are saved; ``resume=True`` continues from the file and gives the same result as
-    an uninterrupted run.
+    steps. With ``checkpoint_path`` the model, optimizer, ``scheduler``, corpus sampler, RNGs,
+    hooks and history are saved; ``resume=True`` continues from the file and gives the same
+    result as an uninterrupted run.
 
     Parameters
     ----------
