@@ -14,13 +14,15 @@ from sciml_toolbox.nn.soup import (
     load_model,
     save_model,
     soup_loss,
+    specialist_losses,
     specialize,
     train_soup,
 )
 
 PROBED = {"sciml_toolbox.nn.soup": {"SoupOfExperts", "DomainHistogramSampler", "train_soup",
                                     "soup_loss", "DomainClassifier", "estimate_histogram",
-                                    "specialize", "save_model", "load_model"}}
+                                    "specialize", "save_model", "load_model",
+                                    "specialist_losses"}}
 
 NAN = float("nan")
 CFG = TinyLMConfig(d_model=8, n_layers=1, n_heads=2, max_seq_len=8)
@@ -169,3 +171,32 @@ def test_save_and_load_model_bad_input(tmp_path):
     m2 = load_model(tmp_path / "m.pt")
     x = torch.randint(0, 256, (1, 4))
     torch.testing.assert_close(m2(x), m(x))
+
+
+@pytest.mark.parametrize("mixtures, match", [
+    (np.ones((2, 2)) / 2, "mixtures"),              # two weights for three domains
+    (np.ones(3) / 3, "mixtures"),                   # one mixture must still be 2-D
+    (np.array([[0.5, 0.5, 0.5]]), "mixtures"),      # off the simplex
+    (np.array([[NAN, 0.5, 0.5]]), "mixtures"),
+    (np.array([[1.5, -0.5, 0.0]]), "mixtures"),
+])
+def test_specialist_losses_bad_mixtures(corpus, soup, mixtures, match):
+    with pytest.raises(ValueError, match=match):
+        specialist_losses(soup, corpus, mixtures)
+
+
+def test_specialist_losses_bad_model(corpus):
+    with pytest.raises(TypeError, match="model"):
+        specialist_losses("not a model", corpus, np.ones((1, 3)) / 3)
+
+
+def test_specialist_losses_of_a_generic_model_are_the_weighted_domain_losses(corpus):
+    from sciml_toolbox.nn.lm import evaluate
+
+    torch.manual_seed(0)
+    model = TinyLM(TinyLMConfig(vocab_size=corpus.vocab_size, d_model=8, n_layers=1,
+                                n_heads=2, max_seq_len=8))
+    H = np.array([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]])
+    per_domain = np.array(list(evaluate(model, corpus, max_windows=4).values()))
+    got = specialist_losses(model, corpus, H, max_windows=4)
+    np.testing.assert_allclose(got, H @ per_domain, rtol=1e-12)
