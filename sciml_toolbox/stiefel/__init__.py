@@ -11,6 +11,7 @@ from ._ica import LandingICA
 from ._landing import (
     landing_direction,
     landing_step,
+    landing_update,
     normal_direction,
     penalty,
     plam_direction,
@@ -32,6 +33,7 @@ __all__ = [
     "make_gevp_pencil",
     "landing_direction",
     "landing_step",
+    "landing_update",
     "normal_direction",
     "penalty",
     "plam_direction",

@@ -96,6 +96,7 @@ __all__ = [
     "landing_direction",
     "safe_step_size",
     "landing_step",
+    "landing_update",
 ]
 
 _GRADIENTS = ("relative", "riemannian")
@@ -539,7 +540,8 @@ def landing_step(
 
     Every landing solver of the package takes this step (:func:`generalized_eigh`,
     :class:`LandingCCA`, :class:`LandingICA` and the torch optimizer
-    :class:`~sciml_toolbox.nn.optim.LandingGeneralizedStiefel` share its implementation).
+    :class:`~sciml_toolbox.nn.optim.LandingGeneralizedStiefel` share its implementation;
+    :func:`landing_update` returns the direction and the step without applying them).
 
     Parameters
     ----------
@@ -557,8 +559,9 @@ def landing_step(
     gradient : {'relative', 'riemannian'}, default='relative'
     BinvG : array, shape (n, p), optional
         ``B^{-1} G`` for the Riemannian variant.
-    curvature : float, optional
-        Upper bound on :math:`\|\Lambda^\top B\Lambda\|_F` (see :func:`safe_step_size`).
+    curvature : float, array of shape (), or callable, optional
+        Upper bound on :math:`\|\Lambda^\top B\Lambda\|_F` (see :func:`safe_step_size`), or a
+        function ``direction -> bound`` (e.g. ``lambda D: lambda_max * sum(D * D)``).
     BX2, G2 : array, shape (n, p), optional
         A second, independent estimate ``B_zeta' @ X`` and the gradient on the same minibatch
         (see :func:`landing_direction`); the safe step then uses ``(BX + BX2) / 2``.
@@ -571,6 +574,49 @@ def landing_step(
     step : float or array, shape ()
         The step actually taken.
     """
+    direction, eta = landing_update(
+        X, G, BX, learning_rate=learning_rate, omega=omega, B=B, epsilon=epsilon,
+        gradient=gradient, BinvG=BinvG, curvature=curvature, BX2=BX2, G2=G2,
+        check_input=check_input,
+    )
+    return X - eta * direction, eta
+
+
+def landing_update(
+    X,
+    G,
+    BX,
+    *,
+    learning_rate,
+    omega=1.0,
+    B=None,
+    epsilon=0.5,
+    gradient="relative",
+    BinvG=None,
+    curvature=None,
+    BX2=None,
+    G2=None,
+    check_input=True,
+):
+    r"""The direction and the step of :func:`landing_step`, not applied.
+
+    For callers that apply :math:`X \leftarrow X - \mathrm{step}\cdot\mathrm{direction}`
+    themselves (in place, or after a check, as the torch optimizer
+    :class:`~sciml_toolbox.nn.optim.LandingGeneralizedStiefel` does).
+
+    Parameters
+    ----------
+    X, G, BX : array, shape (n, p)
+    learning_rate, omega, B, epsilon, gradient, BinvG, curvature, BX2, G2, check_input
+        As in :func:`landing_step`.
+
+    Returns
+    -------
+    direction : array, shape (n, p)
+        The landing field :math:`\Lambda(X)` (:func:`landing_direction`).
+    step : float or array, shape ()
+        :math:`\min(\eta, \eta^\star)`, or ``learning_rate`` when ``epsilon`` is None.
+    """
     if check_input:
         X, G, BX, BinvG, BX2, G2 = _check_points(("X", X), ("G", G), ("BX", BX),
                                                  ("BinvG", BinvG), ("BX2", BX2), ("G2", G2),
@@ -579,7 +625,7 @@ def landing_step(
         gradient = check_option(gradient, "gradient", _GRADIENTS)
         learning_rate = check_positive(learning_rate, "learning_rate")
         epsilon = check_positive(epsilon, "epsilon", allow_none=True)
-        if curvature is not None:
+        if curvature is not None and not callable(curvature):
             curvature = _check_curvature(curvature)
         if B is not None and not callable(B):
             n = X.shape[0]
@@ -594,7 +640,7 @@ def landing_step(
         X, G, BX, learning_rate=learning_rate, omega=omega, epsilon=epsilon, gradient=gradient,
         BinvG=BinvG, BX2=BX2, G2=G2, B=B, curvature=curvature,
     )
-    return X - eta * direction, eta
+    return direction, eta
 
 
 def _check_variant(gradient, BinvG, BX2, G2):

@@ -15,6 +15,7 @@ from sciml_toolbox.stiefel import (
     generalized_eigh,
     landing_direction,
     landing_step,
+    landing_update,
     make_cca_data,
     make_gevp_pencil,
     normal_direction,
@@ -30,7 +31,8 @@ from ._probe_utils import Probe, array_cases, expect_error, good_cases
 
 PROBED = {"sciml_toolbox.stiefel": {
     "LandingCCA", "LandingICA", "generalized_eigh", "make_cca_data", "make_gevp_pencil",
-    "landing_direction", "landing_step", "normal_direction", "penalty", "plam_direction",
+    "landing_direction", "landing_step", "landing_update", "normal_direction", "penalty",
+    "plam_direction",
     "relative_gradient", "riemannian_gradient", "safe_step_size", "cholesky_retraction",
     "polar_retraction", "CCAClosedForm", "cca_closed_form", "cca_subspace_correlation"}}
 
@@ -93,6 +95,7 @@ SPEC = {
                             symmetric_part=BX.T @ D + D.T @ BX, constraint=X.T @ BX - np.eye(P),
                             skip={"symmetric_part": ("none",), "constraint": ("none",)}),
     "landing_step": Probe(landing_step, X=X, G=G, BX=BX, B=B, learning_rate=0.1),
+    "landing_update": Probe(landing_update, X=X, G=G, BX=BX, B=B, learning_rate=0.1),
     "cholesky_retraction": Probe(cholesky_retraction, Y=X, BY=BX),
     "polar_retraction": Probe(polar_retraction, Y=X, BY=BX),
     "generalized_eigh": Probe(_gevp, A=A, B=B),
@@ -145,6 +148,8 @@ def test_bad_array(probe, arg):
     (lambda: landing_step(X, G, BX, learning_rate=-0.1, B=B), "learning_rate"),
     (lambda: landing_step(X, G, BX, learning_rate=0.1, B=B[:3]), "B"),
     (lambda: landing_step(X, G, BX, learning_rate=0.1, B=B, epsilon=-0.5), "epsilon"),
+    (lambda: landing_update(X, G, BX, learning_rate=0.1, B=B, BX2=BX[:3]), "BX2"),
+    (lambda: landing_update(X, G, BX, learning_rate=0.1, B=B, G2=G), "BX2"),
     (lambda: cholesky_retraction(X, BX[:3]), "BY"),
     (lambda: cholesky_retraction(np.zeros((N, P)), np.zeros((N, P))), "Y"),
     (lambda: polar_retraction(np.ones((N, P)), B @ np.ones((N, P))), "Y"),
