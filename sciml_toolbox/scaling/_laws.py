@@ -127,6 +127,8 @@ class ScalingLaw(RegressorMixin, Estimator):
     _min_keep = 64
     # first trial step of a line search: at most this (or 4x the last step) per coordinate
     _max_step = 1.0
+    # starts x points evaluated per block of the objective (scratch buffers stay in cache)
+    _block_elements = 2 ** 15
 
     _parameter_constraints: dict = {
         "delta": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -235,7 +237,7 @@ class ScalingLaw(RegressorMixin, Estimator):
     def _objective(self, F, z, weights=None):
         delta = float(self.delta)
         # blocks of starts whose (block, n_points) scratch buffers stay in cache
-        block = max(1, 2 ** 15 // max(z.shape[0], 1))
+        block = max(1, self._block_elements // max(z.shape[0], 1))
         work = {}
 
         def fun_grad(theta, rows):
@@ -753,6 +755,12 @@ class CustomLaw(ScalingLaw):
     @property
     def fit_param_names(self):
         return tuple(self.param_names)
+
+    @property
+    def _block_elements(self):
+        # central differences evaluate log_predict at 2 n_params + 1 points per start: smaller
+        # blocks keep those temporaries in cache
+        return 2 ** 15 if self.jac is not None else 2 ** 13
 
     def _default_grid(self):
         raise ValueError("grid is required for a CustomLaw")
