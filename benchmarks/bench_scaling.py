@@ -56,6 +56,8 @@ def _flags(p):
     p.add_argument("--repeat", type=int, default=1, help="runs of each toolbox fit (best kept)")
     p.add_argument("--only", nargs="*", choices=CASES, default=None, help="cases to run")
     p.add_argument("--note", default=None, help="free-text note stored in the result")
+    p.add_argument("--skip-unpruned", action="store_true",
+                   help="do not refit with the multistart pruning switched off")
 
 
 def parse_args(argv=None):
@@ -159,14 +161,15 @@ def _unpruned(make):
     return law
 
 
-def law_case(make, X, y, truth, repeat):
+def law_case(make, X, y, truth, repeat, unpruned=True):
     t_fit, law = _fit(make, X, y, repeat)
     grid = law._default_grid() if law.grid is None else np.asarray(law.grid, float)
     t_loop, fs, xs = scipy_loop(law, X, y, grid)
     ok = np.isfinite(fs)
     best = int(np.flatnonzero(ok)[np.argmin(fs[ok])])
     extra = {}
-    if hasattr(law, "_warm_iter"):  # the staged multistart against every start run in full
+    # the staged multistart against every start run in full
+    if unpruned and hasattr(law, "_warm_iter"):
         t_full, full = _fit(lambda: _unpruned(make), X, y, 1)
         extra = {"unpruned_seconds": t_full, "unpruned_objective": float(full.loss_),
                  "unpruned_params": _floats(full.params_)}
@@ -238,24 +241,25 @@ def main(argv=None):
     from sciml_toolbox.scaling import ChinchillaLaw, FinetuningLaw, ForgettingLaw
 
     only = set(args.only or CASES)
+    unpruned = not args.skip_unpruned
     results = {}
     with threadpool_limits(limits=args.threads):
         if "chinchilla" in only:
             X, y = chinchilla_data()
-            results["chinchilla"] = law_case(ChinchillaLaw, X, y, EPOCH, args.repeat)
+            results["chinchilla"] = law_case(ChinchillaLaw, X, y, EPOCH, args.repeat, unpruned)
         for base in ("power", "given"):
             if f"forgetting_{base}" in only:
                 X, y = forgetting_data(base)
                 results[f"forgetting_{base}"] = law_case(lambda b=base: ForgettingLaw(b), X, y,
-                                                         FORGET, args.repeat)
+                                                         FORGET, args.repeat, unpruned)
         if "finetuning_additive_p" in only:
             X, y = finetuning_data()
             results["finetuning_additive_p"] = law_case(lambda: FinetuningLaw("additive_p"),
-                                                        X, y, FINETUNE, args.repeat)
+                                                        X, y, FINETUNE, args.repeat, unpruned)
         if "custom_chinchilla" in only:
             X, y = chinchilla_data()
             results["custom_chinchilla"] = law_case(lambda: _custom_chinchilla(args.full), X, y,
-                                                    EPOCH, args.repeat)
+                                                    EPOCH, args.repeat, unpruned)
         if "bootstrap" in only:
             results["bootstrap"] = bootstrap_case(args.repeat)
         if "sweep" in only:
