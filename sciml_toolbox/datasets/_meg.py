@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._optional import import_optional
 from .._validation import check_in_range, check_int, check_option, check_positive
 from ._multiview import apply_warps
 
@@ -138,7 +139,7 @@ def preprocess_meg_raw(raw, *, ch_type="mag", l_freq=1.0, h_freq=40.0, stim_chan
 
 
 def _preprocess(raw, prm, stim_channel, event_id, verbose, name):
-    import mne
+    mne = import_optional("mne", "meg", feature="preprocess_meg_raw")
 
     fs = raw.info["sfreq"]
     if stim_channel is not None:
@@ -270,7 +271,7 @@ def simulate_meg_group_study(n_subjects=12, *, n_sources=5, n_epochs=20, ch_type
         (the sample of time 0 in the epochs), ``times`` (the epochs' times) and, with
         ``return_raw``, ``raws``.
     """
-    import mne
+    mne = import_optional("mne", "meg", feature="simulate_meg_group_study")
 
     m = check_int(n_subjects, "n_subjects", min_value=2)
     k = check_int(n_sources, "n_sources", min_value=1, max_value=len(_DIPOLES))
@@ -405,7 +406,7 @@ def _read_participants(root):
 
 def _load_subject(root, sub, task, prm, stim_channel, event_id, cache_dir):
     """Preprocessed epochs of one subject (module level, so joblib workers can run it)."""
-    import mne
+    mne = import_optional("mne", "meg", feature="load_camcan")
 
     fname = None
     if cache_dir is not None:
@@ -510,10 +511,7 @@ def load_camcan(root, *, subjects=None, max_subjects=None, task="passive", ch_ty
                 isinstance(v, numbers.Integral) for v in event_id.values()):
             raise TypeError(f"event_id must be a dict of name: int code, got {event_id!r}")
         event_id = {str(a): int(b) for a, b in event_id.items()}
-    try:
-        import mne_bids  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - mne-bids is part of the 'meg' extra
-        raise ImportError("load_camcan needs mne-bids (pip install mne-bids)") from exc
+    import_optional("mne_bids", "meg", feature="load_camcan", package="mne-bids")
 
     def has_recording(s):
         d = root / f"sub-{s}"

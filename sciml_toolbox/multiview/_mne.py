@@ -13,13 +13,14 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._array_api import to_numpy
+from .._optional import import_optional
 
 __all__ = ["MNEICAMixin", "sources_to_mne", "plot_mixing_topomaps", "data_picks"]
 
 
 def data_picks(info):
     """Indices of the MEG and EEG channels of ``info`` that are not marked bad."""
-    import mne
+    mne = import_optional("mne", "meg", feature="data_picks")
 
     return mne.pick_types(info, meg=True, eeg=True, exclude="bads")
 
@@ -50,7 +51,7 @@ def _subject_matrices(est, i):
 
 def _check_subjects(est, insts, subjects):
     """Validate ``insts`` (one MNE object per subject) and the subject indices they belong to."""
-    import mne
+    mne = import_optional("mne", "meg", feature="the MNE interface of the ICA estimators")
 
     m = len(est.info_)
     if not isinstance(insts, (list, tuple)):
@@ -110,7 +111,7 @@ def _get_data(inst, picks):
 
 
 def _sources_info(inst, k):
-    import mne
+    mne = import_optional("mne", "meg", feature="the MNE interface of the ICA estimators")
     from mne.io.constants import FIFF
 
     info = mne.create_info(_ica_names(k), inst.info["sfreq"], ch_types="misc")
@@ -154,7 +155,7 @@ class MNEICAMixin:
         sources : list of mne.io.RawArray, mne.EpochsArray or mne.EvokedArray
             Data of shape ``(k, n_times)``, or ``(n_epochs, k, n_times)`` for Epochs.
         """
-        import mne
+        mne = import_optional("mne", "meg", feature="get_sources")
 
         _require_mne_fit(self)
         subjects = _check_subjects(self, insts, subjects)
@@ -307,7 +308,7 @@ class MNEICAMixin:
         fig : matplotlib.figure.Figure
         """
         import matplotlib.pyplot as plt
-        import mne
+        mne = import_optional("mne", "meg", feature="plot_sources")
 
         _require_mne_fit(self)
         subjects = _check_subjects(self, insts, subjects)
@@ -356,7 +357,7 @@ def sources_to_mne(est, X=None):
         ``n_concat`` epochs of ``n_components`` 'misc' channels named ``ICA000``, ...; one
         object per subject when ``X`` is given.
     """
-    import mne
+    mne = import_optional("mne", "meg", feature="sources_to_mne")
 
     _require_mne_fit(est)
     k = est.n_components_
@@ -408,7 +409,7 @@ def plot_mixing_topomaps(est, subjects=None, components=None, *, ch_type=None, a
     fig : matplotlib.figure.Figure
     """
     import matplotlib.pyplot as plt
-    import mne
+    mne = import_optional("mne", "meg", feature="plot_mixing_topomaps")
 
     _require_mne_fit(est)
     m = len(est.info_)

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from ..._optional import import_optional
 from ..._validation import check_scalar
 from ._functional import _check_qkv, sigmoid_attention
 
@@ -124,17 +125,16 @@ def register_hf_attention(name="sigmoid"):
     Raises
     ------
     ImportError
-        When transformers is not installed (``pip install sciml-toolbox[hf]``).
+        (``ModuleNotFoundError``) When transformers is not installed (``pip install
+        'sciml-toolbox[hf]'``).
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty str, got {name!r}")
-    try:
-        from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-    except ImportError as exc:
-        raise ImportError("register_hf_attention needs transformers (pip install "
-                          "'sciml-toolbox[hf]')") from exc
-    AttentionInterface.register(name, hf_sigmoid_attention_forward)
+    # transformers.masking_utils (4.53+) also imports transformers and its AttentionInterface
+    need = dict(feature="register_hf_attention", package="transformers")
+    masking = import_optional("transformers.masking_utils", "hf", **need)
+    import_optional("transformers", "hf", **need).AttentionInterface.register(
+        name, hf_sigmoid_attention_forward)
     # boolean masks in the sdpa layout (None when a plain causal pass suffices)
-    AttentionMaskInterface.register(name, sdpa_mask)
+    masking.AttentionMaskInterface.register(name, masking.sdpa_mask)
     return name

@@ -35,6 +35,7 @@ from ..._numerics import (
     segment_max,
     segment_sum,
 )
+from ..._optional import import_optional
 from ..._validation import (
     check_array,
     check_int,
@@ -517,11 +518,8 @@ class SparseRepellency(_ActivityMixin):
 
     def _faiss_index(self):
         if self._faiss is None:
-            try:
-                import faiss
-            except ImportError as exc:  # pragma: no cover - depends on the environment
-                raise ImportError("index='faiss' needs the optional dependency faiss-cpu "
-                                  "(pip install 'sciml-toolbox[faiss]')") from exc
+            faiss = import_optional("faiss", "faiss", feature="index='faiss'",
+                                    package="faiss-cpu")
             ref = np.ascontiguousarray(to_numpy(self.reference), dtype=np.float32)
             index = faiss.index_factory(ref.shape[1], self.faiss_factory)
             if not index.is_trained:
