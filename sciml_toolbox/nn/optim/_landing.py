@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ...stiefel import landing_direction, safe_step_size
+from ...stiefel import landing_update
 
 __all__ = ["LandingGeneralizedStiefel"]
 
@@ -325,21 +325,17 @@ class LandingGeneralizedStiefel(torch.optim.Optimizer):
                             buf = past + 0.5 * (G + G2)
                             G, G2 = past + G, past + G2
                     new_buffers.append((state, buf))
-                D = landing_direction(p, G, BXp, omega=group["omega"], BX2=BX2p, G2=G2,
-                                      check_input=False)
-                eta = group["lr"]
-                if group["epsilon"] is not None:
-                    if apply_B is not None:
-                        curv = (D * apply_B(D)).sum()
-                    elif group["lambda_max"] is not None:
-                        curv = group["lambda_max"] * (D * D).sum()
-                    else:
-                        curv = None
-                    if curv is not None:
-                        BXs = BXp if BX2p is None else 0.5 * (BXp + BX2p)
-                        safe = safe_step_size(p, BXs, D, curv, epsilon=group["epsilon"],
-                                              check_input=False)
-                        eta = torch.clamp(safe, max=group["lr"])
+                # the shared landing step; without B or lambda_max there is no curvature
+                # for the safe step, which is then skipped
+                lam = group["lambda_max"]
+                no_curv = apply_B is None and lam is None
+                D, eta = landing_update(
+                    p, G, BXp, learning_rate=group["lr"], omega=group["omega"],
+                    epsilon=None if no_curv else group["epsilon"], BX2=BX2p, G2=G2, B=apply_B,
+                    curvature=None if apply_B is not None or lam is None else (
+                        lambda D, lam=lam: lam * (D * D).sum()),
+                    check_input=False,
+                )
                 updates_p.append(p)
                 updates_d.append(-eta * D)
                 inputs.append((index, p, G2, Bp, BXp, BX2p, bx_given))
