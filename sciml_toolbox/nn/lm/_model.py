@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..._validation import check_in_range, check_int, check_option, check_positive
+from ..._validation import (
+    check_in_range,
+    check_int,
+    check_option,
+    check_positive,
+    check_scalar,
+)
 
 __all__ = ["TinyLMConfig", "TinyLM", "apply_rope"]
 
@@ -49,6 +55,27 @@ class TinyLMConfig:
         Share the input embedding and the output projection (Press & Wolf, 2017).
     dropout : float, default=0.0
     norm_eps : float, default=1e-5
+    sigmoid_bias : 'auto' or float, default='auto'
+        The scalar ``b`` of sigmoid attention, ``sigmoid(q k^T / sqrt(d_head) + b)``: 'auto' is
+        ``-log(n)`` with ``n`` the key length of the call (the paper's choice, and what
+        ``sigmoid_attention`` uses by default), a float is used as is (``0.0``: no bias).
+        Ignored by softmax attention (a constant shift of the scores changes nothing there).
+    qk_norm : bool, default=False
+        RMSNorm (over the head dimension, one learnable gain of size ``d_head`` shared by the
+        heads, separate for queries and keys) of every query and key head, applied *before*
+        RoPE: the rotation preserves the norm, and a per-channel gain applied after it would
+        break the property that ``q_m . k_n`` depends on the positions through ``m - n`` only.
+        The QK-norm of Ramapuram et al. (2024) (Dehghani et al., 2023, "Scaling vision
+        transformers to 22 billion parameters").
+    attn_norm : {None, 'hybrid', 'layerscale'}, default=None
+        Control of the attention branch's output before the residual add, the stabilisation
+        Ramapuram et al. (2024) recommend for sigmoid attention against the large attention
+        norms early in training (Hybrid-Norm or LayerScale): 'hybrid' adds an RMSNorm (learnable
+        gain) of the attention output, ``x + RMSNorm(Attn(RMSNorm(x)))``; 'layerscale' multiplies
+        it by a learnable per-channel scale initialised at ``layerscale_init`` (Touvron et al.,
+        2021, "Going deeper with image transformers"). None: ``x + Attn(RMSNorm(x))``.
+    layerscale_init : float, default=1e-4
+        Initial value of the LayerScale scale (used with ``attn_norm='layerscale'``).
     """
 
     vocab_size: int = 256
@@ -62,6 +89,10 @@ class TinyLMConfig:
     tie_weights: bool = True
     dropout: float = 0.0
     norm_eps: float = 1e-5
+    sigmoid_bias: str | float = "auto"
+    qk_norm: bool = False
+    attn_norm: str | None = None
+    layerscale_init: float = 1e-4
 
     def __post_init__(self):
         check_int(self.vocab_size, "vocab_size", min_value=2)
@@ -83,6 +114,18 @@ class TinyLMConfig:
         check_positive(self.norm_eps, "norm_eps")
         if not isinstance(self.tie_weights, bool):
             raise TypeError(f"tie_weights must be a bool, got {self.tie_weights!r}")
+        if isinstance(self.sigmoid_bias, str):
+            check_option(self.sigmoid_bias, "sigmoid_bias", ("auto",))
+        else:
+            try:
+                self.sigmoid_bias = check_scalar(self.sigmoid_bias, "sigmoid_bias")
+            except TypeError:
+                raise TypeError("sigmoid_bias must be 'auto' or a real number, got "
+                                f"{self.sigmoid_bias!r}") from None
+        if not isinstance(self.qk_norm, bool):
+            raise TypeError(f"qk_norm must be a bool, got {self.qk_norm!r}")
+        check_option(self.attn_norm, "attn_norm", (None, "hybrid", "layerscale"))
+        check_positive(self.layerscale_init, "layerscale_init")
 
     @classmethod
     def from_size(cls, size, **kwargs):
@@ -102,6 +145,10 @@ class TinyLMConfig:
         """Closed-form parameter count of the model this config builds."""
         d, f, v = self.d_model, self.d_ff, self.vocab_size
         per_layer = 4 * d * d + 2 * d * f + 2 * d  # qkv + out, MLP in/out, two RMSNorm gains
+        if self.qk_norm:
+            per_layer += 2 * (d // self.n_heads)  # query and key RMSNorm gains
+        if self.attn_norm is not None:
+            per_layer += d  # Hybrid-Norm gain or LayerScale scale
         head = 0 if self.tie_weights else v * d
         return v * d + self.n_layers * per_layer + d + head
 
@@ -178,6 +225,10 @@ class _Attention(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.n_heads = cfg.n_heads
+        hd = cfg.d_model // cfg.n_heads
+        self.q_norm = nn.RMSNorm(hd, eps=cfg.norm_eps) if cfg.qk_norm else None
+        self.k_norm = nn.RMSNorm(hd, eps=cfg.norm_eps) if cfg.qk_norm else None
+        self.bias = None if cfg.sigmoid_bias == "auto" else float(cfg.sigmoid_bias)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.attention = cfg.attention
@@ -188,13 +239,26 @@ class _Attention(nn.Module):
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.n_heads, d // self.n_heads).permute(
             2, 0, 3, 1, 4)
+        if self.q_norm is not None:  # before RoPE (see TinyLMConfig.qk_norm)
+            q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if self._sigmoid is not None:
-            y = self._sigmoid(q, k, v, is_causal=True)
+        if self._sigmoid is not None:  # bias None: -log(n_k)
+            y = self._sigmoid(q, k, v, self.bias, is_causal=True)
         else:
             y = F.scaled_dot_product_attention(
                 q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+class _LayerScale(nn.Module):
+    """``x * gamma`` with a learnable per-channel ``gamma`` initialised at ``init``."""
+
+    def __init__(self, dim, init):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init)))
+
+    def forward(self, x):
+        return x * self.gamma
 
 
 class _Block(nn.Module):
@@ -202,13 +266,19 @@ class _Block(nn.Module):
         super().__init__()
         self.norm1 = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.attn = _Attention(cfg)
+        if cfg.attn_norm == "hybrid":
+            self.attn_norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
+        elif cfg.attn_norm == "layerscale":
+            self.attn_norm = _LayerScale(cfg.d_model, cfg.layerscale_init)
+        else:
+            self.attn_norm = nn.Identity()
         self.norm2 = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.fc = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
         self.proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, cos, sin):
-        x = x + self.drop(self.attn(self.norm1(x), cos, sin))
+        x = x + self.drop(self.attn_norm(self.attn(self.norm1(x), cos, sin)))
         return x + self.drop(self.proj(F.gelu(self.fc(self.norm2(x)))))
 
 
