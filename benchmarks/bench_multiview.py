@@ -57,8 +57,7 @@ import _common  # noqa: E402
 from _common import write_result  # noqa: E402
 
 from sciml_toolbox.datasets import make_multiview_sources  # noqa: E402
-from sciml_toolbox.multiview import amari_distance, warp_errors  # noqa: E402
-from sciml_toolbox.multiview._metrics import match_sources  # noqa: E402
+from sciml_toolbox.multiview import amari_distance, match_sources, warp_errors  # noqa: E402
 
 MAX_DILATION, MAX_SHIFT, ONSET, N_CONCAT, N_TIMES, NOISE = 1.15, 0.05, 200, 5, 600, 0.01
 

@@ -6,7 +6,7 @@ written against the array API (NumPy, torch CPU/CUDA, CuPy inputs).
 """
 
 from ._estimators import MVICA, MVICAD, MVICAD2
-from ._metrics import amari_distance, warp_errors
+from ._metrics import amari_distance, match_sources, warp_errors
 from ._mne import plot_mixing_topomaps, sources_to_mne
 from ._warp import warp
 
@@ -16,6 +16,7 @@ __all__ = [
     "MVICAD2",
     "amari_distance",
     "warp_errors",
+    "match_sources",
     "warp",
     "sources_to_mne",
     "plot_mixing_topomaps",

@@ -1,4 +1,5 @@
-"""Evaluation metrics of the multi-view ICA papers: Amari distance and warp errors."""
+"""Evaluation metrics of the multi-view ICA papers: Amari distance, warp errors and the
+matching of estimated to true sources."""
 
 from __future__ import annotations
 
@@ -51,20 +52,48 @@ def amari_distance(W, A):
 
 
 def match_sources(W, A):
-    """Index of the true source each estimated source recovers: ``argmax_j |(W A)_ij|``.
+    """Index of the true source that each estimated source recovers.
+
+    For an unmixing matrix ``W`` estimated on data mixed by a known ``A``, row ``i`` of
+    ``W @ A`` is close to a scaled unit vector pointing at the true source that estimated
+    source ``i`` recovers: ``order[i] = argmax_j |(W A)_ij|``. Use it to align estimates
+    with the ground truth before comparing them, e.g. ``true_sources[order]`` with
+    ``est.transform(X)``, or ``warp_errors(..., order=order)``.
 
     Parameters
     ----------
     W : array, shape (k, p)
+        Estimated unmixing matrix of one subject (e.g. ``MVICA.components_[i]``).
     A : array, shape (p, k)
+        True mixing matrix of the same subject.
 
     Returns
     -------
     order : ndarray of int, shape (k,)
+        ``order[i]``: the true source matched to estimated source ``i``. A permutation when
+        the separation is good (:func:`amari_distance` small); otherwise two estimated sources
+        may match the same true source (use ``scipy.optimize.linear_sum_assignment`` on
+        ``-abs(W @ A)`` for a one-to-one matching).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sciml_toolbox.multiview import match_sources
+    >>> A = np.array([[1.0, 0.2], [0.1, 2.0]])
+    >>> W = -np.linalg.inv(A)[::-1]  # sources estimated in the other order, sign flipped
+    >>> match_sources(W, A)
+    array([1, 0])
     """
     import numpy as np
 
-    return np.argmax(np.abs(to_numpy(W) @ to_numpy(A)), axis=1)
+    W = check_array(W, "W", ndim=2)
+    A = check_array(A, "A", ndim=2)
+    if W.shape[1] != A.shape[0] or W.shape[0] != A.shape[1]:
+        raise ValueError(
+            f"W and A must have shapes (k, p) and (p, k), got {tuple(W.shape)} and "
+            f"{tuple(A.shape)}"
+        )
+    return np.argmax(np.abs(np.asarray(to_numpy(W @ A), dtype=float)), axis=1)
 
 
 def warp_errors(dilations, shifts, true_dilations, true_shifts, *, max_dilation=1.15,

@@ -31,8 +31,14 @@ def demo(out_dir, device="cpu"):
     import matplotlib.pyplot as plt
 
     from sciml_toolbox.datasets import make_multiview_sources
-    from sciml_toolbox.multiview import MVICA, MVICAD, MVICAD2, amari_distance, warp_errors
-    from sciml_toolbox.multiview._metrics import match_sources
+    from sciml_toolbox.multiview import (
+        MVICA,
+        MVICAD,
+        MVICAD2,
+        amari_distance,
+        match_sources,
+        warp_errors,
+    )
 
     setting = dict(n_concat=5, onset=200)
     d = make_multiview_sources(5, 3, 600, noise=0.01, max_dilation=1.15, max_shift=0.05,

@@ -12,6 +12,7 @@ from sciml_toolbox.multiview import (
     MVICAD,
     MVICAD2,
     amari_distance,
+    match_sources,
     plot_mixing_topomaps,
     sources_to_mne,
     warp,
@@ -22,7 +23,7 @@ from ._probe_utils import Probe, array_cases, check_call, expect_error, good_cas
 
 PROBED = {"sciml_toolbox.multiview": {
     "MVICA", "MVICAD", "MVICAD2", "amari_distance", "warp_errors", "warp", "sources_to_mne",
-    "plot_mixing_topomaps"}}
+    "plot_mixing_topomaps", "match_sources"}}
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -68,6 +69,7 @@ SPEC = {
     "warp_errors": Probe(warp_errors, dilations=RHO, shifts=TAU, true_dilations=RHO,
                          true_shifts=TAU),
     "warp": Probe(warp, S=X, rho=RHO, tau=TAU),
+    "match_sources": Probe(match_sources, W=W, A=A),
 }
 for _n in ESTIMATORS:
     # a 2-D X is one view per row: rejected (at least 2 views of 2-D data), so ndim_down fails
@@ -95,6 +97,9 @@ def _list_of_views():
     # mismatched shapes
     (lambda: amari_distance(W, A[:1]), "A"),
     (lambda: amari_distance(W[None], A), "A"),
+    (lambda: match_sources(W, A[:1]), "A"),
+    (lambda: match_sources(W[:1], A), "A"),
+    (lambda: match_sources(W, _rng.standard_normal((P + 1, P))), "A"),
     (lambda: warp_errors(RHO, TAU[:2], RHO, TAU), "shifts"),
     (lambda: warp_errors(RHO, TAU, RHO[:, :1], TAU), "true_dilations"),
     (lambda: warp(X, RHO[:2], TAU), "rho"),
@@ -183,3 +188,21 @@ def test_torch_inputs_are_checked_like_numpy():
     expect_error(lambda: MVICA().fit(bad), "X")
     np.testing.assert_allclose(warp(St, torch.tensor(RHO), torch.tensor(TAU)).numpy(),
                                warp(X, RHO, TAU))
+
+
+@pytest.mark.parametrize("k, p", [(3, 3), (2, 5)])
+def test_match_sources_recovers_a_known_permutation(k, p):
+    # W = D P pinv(A): W A = D P, a scaled permutation, so estimated source i is true source
+    # perm[i]; with noise on W the matching stays the same while W A stays near D P
+    rng = np.random.default_rng(k + p)
+    A_true = rng.standard_normal((p, k))
+    perm = rng.permutation(k)
+    scale = rng.choice([-1.0, 1.0], k) * rng.uniform(0.5, 2.0, k)
+    W_est = scale[:, None] * np.linalg.pinv(A_true)[perm]
+    W_est += 1e-3 * rng.standard_normal(W_est.shape)
+    np.testing.assert_array_equal(match_sources(W_est, A_true), perm)
+    # lists and torch tensors give the same answer as NumPy arrays
+    np.testing.assert_array_equal(match_sources(W_est.tolist(), A_true.tolist()), perm)
+    torch = pytest.importorskip("torch")
+    order = match_sources(torch.from_numpy(W_est), torch.from_numpy(A_true))
+    np.testing.assert_array_equal(np.asarray(order), perm)
