@@ -64,8 +64,9 @@ def _flags(p):
     """This script's own flags (``--full``, ``--out`` and ``--threads`` are common)."""
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--budget", type=float, default=None, help="seconds per GEVP solver")
-    p.add_argument("--only", default="all", choices=["all", "gevp", "cca", "split"],
-                   help="run only one part ('split': the split_batch study, not in 'all')")
+    p.add_argument("--only", default="all", choices=["all", "gevp", "cca", "split", "products"],
+                   help="run only one part ('split': the split_batch study, 'products': the "
+                        "tall-skinny product forms of LandingCCA; neither is in 'all')")
     p.add_argument("--note", default=None, help="free text stored in the result (run conditions)")
     p.add_argument("--sklearn-from", default=None, metavar="JSON",
                    help="reuse sklearn CCA's time and gap from this stored result (same data "
@@ -532,6 +533,43 @@ def _run_fast_configs(res, X, Y, p, reg, S, target, max_epochs, repeats=CCA_FAST
     res["closed_form_chunked_s_median"] = float(np.median(res["closed_form_chunked_repeats_s"]))
 
 
+# (rows, features, columns) of the tall-skinny products of LandingCCA: minibatch steps (512),
+# variance-reduced steps (4000 at d = 500, 3200 at d = 200) and anchor blocks (16384)
+PRODUCT_SHAPES = ((512, 500, 10), (4096, 500, 10), (4096, 500, 20), (16384, 500, 10),
+                  (16384, 500, 20), (3200, 200, 10), (3200, 200, 20))
+
+
+def bench_products(repeats=20):
+    """Median seconds of ``X @ W`` against ``(W^T X^T)^T`` and of ``X^T @ V`` against
+    ``(V^T X)^T`` (the forms ``_xw`` / ``_xtv`` of ``LandingCCA``; same arithmetic) for a
+    C-ordered float64 X of each shape in :data:`PRODUCT_SHAPES`."""
+    rng = np.random.default_rng(0)
+    out = []
+
+    def med(f, a, b):
+        f(a, b)
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            f(a, b)
+            ts.append(time.perf_counter() - t0)
+        return float(np.median(ts))
+
+    for r, d, c in PRODUCT_SHAPES:
+        X = rng.standard_normal((r, d))
+        W = rng.standard_normal((d, c))
+        V = rng.standard_normal((r, c))
+        row = {"rows": r, "features": d, "columns": c,
+               "XW_s": med(lambda x, w: x @ w, X, W),
+               "WtXt_T_s": med(lambda x, w: (w.T @ x.T).T, X, W),
+               "XtV_s": med(lambda x, v: x.T @ v, X, V),
+               "VtX_T_s": med(lambda x, v: (v.T @ x).T, X, V)}
+        row["forward_speedup"] = row["XW_s"] / row["WtXt_T_s"]
+        row["backward_speedup"] = row["XtV_s"] / row["VtX_T_s"]
+        out.append(row)
+    return {"repeats": repeats, "dtype": "float64", "shapes": out}
+
+
 def synthetic_cca_chunked(n, d, chunk=100_000, p_latent=10, seed=0):
     """The model of :func:`synthetic_cca`, generated block by block into preallocated arrays:
     loadings from ``seed``, the rows of block i from ``default_rng([seed, i])`` (never more
@@ -745,6 +783,12 @@ def main(argv=None):
             _run_cca(payload, full, args.sklearn_from)
         if args.only == "split":
             _run_split(payload)
+        if args.only == "products":
+            payload["products"] = bench_products()
+            for row in payload["products"]["shapes"]:
+                print(f"{row['rows']} x {row['features']}, {row['columns']} columns: X @ W / "
+                      f"(W^T X^T)^T = {row['forward_speedup']:.2f}, X^T @ V / (V^T X)^T = "
+                      f"{row['backward_speedup']:.2f}")
     write_result("stiefel", payload, mode="full" if full else "quick", out=args.out)
 
 
