@@ -13,7 +13,39 @@ then ``out * exp(lse)``), and flash-attn (softmax) when it is installed. (batch,
 (``--full``); a small subset by default. FLOPs: forward ``4 B H N^2 d`` (halved when causal),
 backward 2.5 times the forward (the FlashAttention-2 convention).
 
-Run: ``python benchmarks/bench_attention.py``.
+Study (``--study``): does sigmoid attention train as well as softmax attention (Ramapuram et
+al., 2024), and do its bias ``b = -log n`` and its stabilisation both matter? The protocol was
+fixed before the first run, and every run is reported (``results/attention_study.json``):
+
+- Data: :meth:`DomainCorpus.from_stdlib` with the domains ``'code'`` (1 MB of standard-library
+  source) and ``'prose'`` (``pydoc_data.topics``), bytes, windows of 64 tokens, the last 10% of
+  each domain held out; training on the fixed mixture (0.5, 0.5).
+- Model: :class:`TinyLM`, d_model 64, 2 layers, 4 heads (head dim 16), d_ff 256, RoPE, tied
+  embeddings (about 115k parameters).
+- Variants (all with QK-norm, one factor changed at a time): ``softmax`` (softmax attention,
+  QK-norm and Hybrid-Norm: the same architecture as the full sigmoid model, only the attention
+  nonlinearity differs); ``sigmoid`` (b = -log n, QK-norm, Hybrid-Norm: the paper's recipe; of
+  the two stabilisations the reference note names, Hybrid-Norm or LayerScale, we fix
+  Hybrid-Norm, which has no initial value to choose); ``sigmoid_no_bias`` (b = 0, QK-norm,
+  Hybrid-Norm); ``sigmoid_no_stab`` (b = -log n, QK-norm, no Hybrid-Norm).
+- Training: :func:`sciml_toolbox.nn.lm.train`, AdamW (betas 0.9, 0.95, weight decay 0.1 on
+  matrices), gradient clipping at 1.0, 600 steps of 16 windows, 30 warmup steps then cosine decay
+  to 10%; peak learning rates {1e-3, 3e-3, 1e-2} for every variant; seeds {0, 1, 2} (the seed
+  sets the initialisation and the batch order: for a given seed every variant sees the same
+  batches). A run whose training loss becomes non-finite is reported as diverged (final loss
+  +inf).
+- Measures: validation loss per domain every 100 steps on 64 fixed windows per domain (the same
+  for every run); the attention norms, averaged over the layers, at each of the first 100 steps
+  and every 10 steps after: the RMS of the attention output ``O = att(Q, K) V`` (all heads,
+  before the output projection) and the RMS of what the attention branch adds to the residual
+  stream (after Hybrid-Norm when there is one).
+- Selection and verdict: per variant, the learning rate with the lowest final validation loss
+  averaged over seeds and the two domains. Sigmoid matches softmax if the difference of their
+  seed means at their best learning rates is within two standard errors,
+  ``2 sqrt((s_1^2 + s_2^2) / 3)`` (``s`` the seed standard deviations); an ablation matters if
+  it is worse than the full sigmoid variant by more than the same margin.
+
+Run: ``python benchmarks/bench_attention.py [--study]``.
 """
 
 from __future__ import annotations
@@ -43,6 +75,9 @@ def _flags(p):
     p.add_argument("--dtypes", default=None, help="CUDA: e.g. float16,bfloat16")
     p.add_argument("--seqlens", default=None, help="CUDA: subset of 512,...,16384")
     p.add_argument("--no-flex", action="store_true", help="CUDA: skip FlexAttention (compiles)")
+    p.add_argument("--study", action="store_true",
+                   help="the training study (sigmoid vs softmax attention on TinyLM) instead of "
+                        "the kernel timings")
     p.add_argument("--worker", nargs=5, default=None, metavar=("METHOD", "N", "MODE", "H", "D"),
                    help=argparse.SUPPRESS)
 
@@ -347,11 +382,170 @@ def _gpu_line(r):
     return line
 
 
+# --------------------------------------------------------------------------------------- study
+STUDY = dict(seq_len=64, d_model=64, n_layers=2, n_heads=4, d_ff=256, batch_size=16, steps=600,
+             warmup_steps=30, min_lr_ratio=0.1, weight_decay=0.1, betas=(0.9, 0.95),
+             grad_clip=1.0, lrs=(1e-3, 3e-3, 1e-2), seeds=(0, 1, 2), mixture=(0.5, 0.5),
+             eval_every=100, eval_windows=64, norm_every_step_until=100, norm_every=10)
+VARIANTS = {
+    "softmax": dict(attention="softmax", qk_norm=True, attn_norm="hybrid"),
+    "sigmoid": dict(attention="sigmoid", sigmoid_bias="auto", qk_norm=True, attn_norm="hybrid"),
+    "sigmoid_no_bias": dict(attention="sigmoid", sigmoid_bias=0.0, qk_norm=True,
+                            attn_norm="hybrid"),
+    "sigmoid_no_stab": dict(attention="sigmoid", sigmoid_bias="auto", qk_norm=True,
+                            attn_norm=None),
+}
+
+
+def _norm_recorder(model, cfg):
+    """Forward hooks on every block; a Callback storing the layer-mean norms of each step."""
+    from sciml_toolbox.nn.lm import Callback
+
+    cur = {"attn_out": [], "branch": []}
+
+    def pre_out(_mod, args):  # input of the output projection: O, heads concatenated
+        cur["attn_out"].append(float(args[0].detach().pow(2).mean().sqrt()))
+
+    def branch(_mod, _args, out):  # what is added to the residual stream
+        cur["branch"].append(float(out.detach().pow(2).mean().sqrt()))
+
+    for blk in model.blocks:
+        blk.attn.out.register_forward_pre_hook(pre_out)
+        blk.attn_norm.register_forward_hook(branch)
+
+    class Recorder(Callback):
+        def __init__(self):
+            self.rec = {"step": [], "attn_out_rms": [], "branch_rms": []}
+
+        def on_step_begin(self, state):
+            cur["attn_out"].clear()
+            cur["branch"].clear()
+
+        def on_step_end(self, state):
+            s = state.step + 1
+            if s <= cfg["norm_every_step_until"] or s % cfg["norm_every"] == 0:
+                n = len(model.blocks)  # the training forward's values (the first n)
+                self.rec["step"].append(s)
+                self.rec["attn_out_rms"].append(sum(cur["attn_out"][:n]) / n)
+                self.rec["branch_rms"].append(sum(cur["branch"][:n]) / n)
+
+    return Recorder()
+
+
+def _study_run(variant, lr, seed, cfg):
+    import torch
+
+    from sciml_toolbox.nn.lm import DomainCorpus, TinyLM, TinyLMConfig, train
+
+    corpus = DomainCorpus.from_stdlib(("code", "prose"), seq_len=cfg["seq_len"],
+                                      random_state=seed)
+    torch.manual_seed(seed)
+    model = TinyLM(TinyLMConfig(d_model=cfg["d_model"], n_layers=cfg["n_layers"],
+                                n_heads=cfg["n_heads"], d_ff=cfg["d_ff"],
+                                max_seq_len=cfg["seq_len"], **VARIANTS[variant]))
+    rec = _norm_recorder(model, cfg)
+    t0 = time.perf_counter()
+    row = {"variant": variant, "lr": lr, "seed": seed, "n_params": model.num_parameters(),
+           "diverged_at_step": None}
+    try:
+        hist = train(model, corpus, list(cfg["mixture"]), cfg["steps"], lr=lr,
+                     weight_decay=cfg["weight_decay"], betas=cfg["betas"],
+                     warmup_steps=cfg["warmup_steps"], min_lr_ratio=cfg["min_lr_ratio"],
+                     batch_size=cfg["batch_size"], grad_clip=cfg["grad_clip"],
+                     eval_every=cfg["eval_every"], eval_windows=cfg["eval_windows"],
+                     callbacks=[rec], seed=seed)
+        final = {k: float(v) for k, v in hist.final_val_loss().items()}
+        final["mean"] = sum(final.values()) / len(final)
+        row.update(final_val_loss=final, eval_step=hist.eval_step, val_loss=hist.val_loss,
+                   train_loss_every_10=hist.train_loss[9::10])
+    except FloatingPointError as exc:
+        row["diverged_at_step"] = int(str(exc).rsplit(" ", 1)[-1])
+        row["final_val_loss"] = {"code": None, "prose": None, "mean": None}
+    row["norms"] = rec.rec
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def _mean_std(values):
+    vals = [math.inf if v is None else v for v in values]
+    m = sum(vals) / len(vals)
+    if not math.isfinite(m):
+        return math.inf, math.nan
+    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
+def study_summary(runs, cfg=STUDY):
+    """Per variant and learning rate: seed mean and standard deviation of the final validation
+    losses; the best learning rate per variant; the verdicts of the protocol."""
+    table = {}
+    for variant in VARIANTS:
+        table[variant] = {}
+        for lr in cfg["lrs"]:
+            rs = [r for r in runs if r["variant"] == variant and r["lr"] == lr]
+            table[variant][str(lr)] = {
+                key: dict(zip(("mean", "std"), _mean_std([r["final_val_loss"][key] for r in rs]),
+                              strict=True))
+                for key in ("code", "prose", "mean")}
+            table[variant][str(lr)]["n_diverged"] = sum(r["diverged_at_step"] is not None
+                                                        for r in rs)
+    best = {v: min(table[v], key=lambda lr, v=v: table[v][lr]["mean"]["mean"]) for v in table}
+
+    def compare(a, b):
+        ma, sa = table[a][best[a]]["mean"]["mean"], table[a][best[a]]["mean"]["std"]
+        mb, sb = table[b][best[b]]["mean"]["mean"], table[b][best[b]]["mean"]["std"]
+        diff = ma - mb
+        margin = 2 * math.sqrt((sa ** 2 + sb ** 2) / len(cfg["seeds"]))
+        return {"diff": diff, "two_se": margin}
+
+    verdict = {"sigmoid_vs_softmax": compare("sigmoid", "softmax"),
+               "no_bias_vs_sigmoid": compare("sigmoid_no_bias", "sigmoid"),
+               "no_stab_vs_sigmoid": compare("sigmoid_no_stab", "sigmoid")}
+    v = verdict["sigmoid_vs_softmax"]
+    v["matches"] = bool(abs(v["diff"]) <= v["two_se"])
+    for key in ("no_bias_vs_sigmoid", "no_stab_vs_sigmoid"):
+        verdict[key]["matters"] = bool(verdict[key]["diff"] > verdict[key]["two_se"])
+    return {"table": table, "best_lr": best, "verdict": verdict}
+
+
+def run_study(args):
+    """Train every (variant, learning rate, seed) of :data:`STUDY`; write and print the result."""
+    cfg = dict(STUDY)
+    runs = []
+    t0 = time.perf_counter()
+    for seed in cfg["seeds"]:
+        for lr in cfg["lrs"]:
+            for variant in VARIANTS:
+                r = _study_run(variant, lr, seed, cfg)
+                runs.append(r)
+                f = r["final_val_loss"]
+                print(f"{variant:<16} lr {lr:<6g} seed {seed}: "
+                      + ("diverged at step " + str(r["diverged_at_step"])
+                         if r["diverged_at_step"] is not None else
+                         f"val code {f['code']:.4f} prose {f['prose']:.4f} mean {f['mean']:.4f}")
+                      + f" ({r['seconds']:.0f} s, total {time.perf_counter() - t0:.0f} s)",
+                      flush=True)
+    summary = study_summary(runs, cfg)
+    payload = {"protocol": {**cfg, "variants": VARIANTS}, "summary": summary, "runs": runs,
+               "total_seconds": time.perf_counter() - t0,
+               "settings": {"threads": args.threads, "command":
+                            "nice -n 15 python benchmarks/bench_attention.py --study"}}
+    out = args.out or _common.RESULTS / f"{NAME}_study.json"
+    write_result(f"{NAME}_study", payload, mode="full", out=out)
+    for variant, lr in summary["best_lr"].items():
+        row = summary["table"][variant][lr]
+        print(f"best {variant:<16} lr {lr:<6}: " + "  ".join(
+            f"{k} {row[k]['mean']:.4f} +- {row[k]['std']:.4f}" for k in ("code", "prose", "mean")))
+    print(json.dumps(summary["verdict"], indent=1))
+    return payload
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         _worker(*args.worker)
         return None
+    if args.study:
+        return run_study(args)
     mode = "full" if args.full else "quick"
     settings = {"device": args.device, "full": args.full,
                 "cpu_threads_per_measurement": 1 if args.device == "cpu" else None}
