@@ -5,8 +5,9 @@ The pipeline follows Richard et al. (2020) and Heurtebise et al. (2024):
 1. each subject is reduced to ``k`` whitened principal components (``Z_i = P_i X_i``);
 2. initial unmixing matrices come from single-subject ICA on each subject (``'permica'``) or
    from one ICA of the group-reduced data (``'groupica'``); PermICA sources are matched to
-   subject 0 (Hungarian algorithm), together with an initial warp per source found by a grid
-   search (vectorised: every grid point of a subject is warped in one call);
+   subject 0 (Hungarian algorithm), together with an initial warp per source found by a
+   coarse-to-fine search over the warps relative to subject 0 (:func:`align_sources`), then
+   moved to the gauge "mean warp = identity" exactly (:func:`centre_warps`);
 3. one L-BFGS-B run optimises every ``W_i`` and the warp parameters jointly. The loss and its
    analytic gradient (:mod:`._loss`) are evaluated in the data's namespace, on its device; the
    optimiser itself is SciPy's L-BFGS-B on the host, over the small parameter vector
