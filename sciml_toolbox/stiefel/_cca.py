@@ -21,11 +21,19 @@ from .._numerics import power_iteration
 from .._validation import (
     check_array,
     check_consistent_length,
-    check_int,
     check_n_components,
 )
-from ._landing import landing_direction, safe_step_size
-from ._stochastic import epoch_batches, power_lambda_max, whiten_init
+from ._landing import _two_estimate_direction, landing_block_step
+from ._stochastic import (
+    _check_decay_epochs,
+    _lr_factor,
+    _xtv,
+    _xw,
+    epoch_batches,
+    power_lambda_max,
+    split_products,
+    whiten_init,
+)
 
 __all__ = ["LandingCCA"]
 
@@ -39,86 +47,6 @@ _CURVATURE_ROWS = 2048
 _INNER_STEPS = 32
 # at most this many warm-up steps with vr_warmup='auto' (and at most half an epoch)
 _WARMUP_STEPS = 200
-
-
-def _check_decay_epochs(epochs):
-    """Entries of ``lr_decay_epochs`` (the constraint table checks its type): ints >= 1."""
-    if epochs is None or isinstance(epochs, str):
-        return
-    for e in epochs:
-        check_int(e, "lr_decay_epochs", min_value=1)
-
-
-def _decay_epochs(est, no_auto=False):
-    """The resolved decay epochs: 'auto' is ``max_epochs // 2`` in minibatch ``fit`` (the
-    protocol of Vary et al. 2024: x0.1 at epoch 4 of 8) and no decay when ``no_auto``
-    (``partial_fit``, full-batch ``fit``)."""
-    e = est.lr_decay_epochs
-    if isinstance(e, str):
-        return () if no_auto or est.max_epochs < 2 else (est.max_epochs // 2,)
-    return () if e is None else tuple(e)
-
-
-def _lr_factor(est, epoch, no_auto=False):
-    return est.lr_decay ** sum(1 for e in _decay_epochs(est, no_auto) if epoch >= e)
-
-
-def _xw(X, W):
-    """``X @ W`` for a tall ``X`` (r, d), evaluated as ``(W^T X^T)^T``: the same product,
-    up to 2x faster with OpenBLAS for r in the thousands (``benchmarks/stiefel.md``)."""
-    return (W.T @ X.T).T
-
-
-def _xtv(X, V):
-    """``X^T @ V`` for a tall ``X`` (r, d) and V (r, c), evaluated as ``(V^T X)^T``: up to 5x
-    faster with OpenBLAS than the transposed-left product for r in the thousands."""
-    return (V.T @ X).T
-
-
-def landing_block_step(
-    W, G, Xb, reg, BW, *, learning_rate, omega, epsilon, BW2=None, G2=None, precond=None,
-    curvature_rows=None,
-):
-    """One landing step for ``W^T (Xb^T Xb / r + reg I) W = I``; returns (W_new, ||D||^2).
-
-    With ``BW2`` (the estimate from the second half of the batch, ``BW`` and ``G`` from the
-    first, ``G2`` from the second) the direction uses the two independent estimates (see
-    ``landing_direction(BX2=..., G2=...)``); ``G`` is then the first half's gradient only.
-    With ``precond`` (from :func:`fit_preconditioner`) the direction is the preconditioned
-    field of :func:`preconditioned_direction`. ``curvature_rows``: estimate the curvature
-    :math:`\\mathrm{tr}(D^\\top B_\\zeta D)` of the safe step on the first rows of the batch
-    only (a cheaper random estimate of the same quantity).
-    """
-    xp = get_namespace(W)
-    if precond is None:
-        D = landing_direction(W, G, BW, omega=omega, BX2=BW2, G2=G2, check_input=False)
-    else:
-        D = preconditioned_direction(W, G, BW, precond, omega=omega, BW2=BW2, G2=G2)
-    dn = xp.sum(D * D)
-    if epsilon is None:
-        return W - learning_rate * D, dn
-    if curvature_rows is not None and curvature_rows < Xb.shape[0]:
-        Xb = Xb[:curvature_rows, ...]
-    r = Xb.shape[0]
-    XD = _xw(Xb, D)
-    q = xp.sum(XD * XD) / r + reg * dn
-    BWm = BW if BW2 is None else 0.5 * (BW + BW2)
-    eta = xp.clip(safe_step_size(W, BWm, D, q, epsilon=epsilon, check_input=False),
-                  max=learning_rate)
-    return W - eta * D, dn
-
-
-def split_products(Xb, cols, split):
-    """``(P1, P2, two)``: ``Xb.T @ cols / r`` on the two halves of the batch when ``split``
-    (``two=True``; an odd last row is dropped), else the full-batch product twice."""
-    r = Xb.shape[0]
-    if not split or r < 4:
-        P = _xtv(Xb, cols) / r
-        return P, P, False
-    h = r // 2
-    P1 = _xtv(Xb[:h, ...], cols[:h, ...]) / h
-    P2 = _xtv(Xb[h : 2 * h, ...], cols[h : 2 * h, ...]) / h
-    return P1, P2, True
 
 
 # ------------------------------------------------------------------------ preconditioning
@@ -225,25 +153,14 @@ def preconditioned_direction(W, G, BW, precond, *, omega, BW2=None, G2=None):
     direction : array, shape (d, p)
     """
     xp = get_namespace(W, G, BW)
-    p = W.shape[1]
-    if BW2 is None:
-        BW2 = BW
-    if G2 is None:
-        G2 = G
-    F = xp.concat([G, G2, BW, BW2], axis=1)
-    PF = apply_preconditioner(precond, F)
-    Q = F.T @ PF
-    eye = xp.eye(p, dtype=W.dtype, device=W.device)
-    h1 = W.T @ BW - eye
-    h2 = W.T @ BW2 - eye
-    M12 = Q[2 * p : 3 * p, 3 * p :]
-    K1 = Q[:p, 3 * p :]
-    K2 = Q[p : 2 * p, 2 * p : 3 * p]
-    C = xp.concat(
-        [0.25 * M12, 0.25 * M12.T, 0.5 * omega * h2 - 0.25 * K1, 0.5 * omega * h1 - 0.25 * K2],
-        axis=0,
-    )
-    return PF @ C
+    return _two_estimate_direction(W, G, BW, BW2, G2, omega, _precondition(precond), xp)
+
+
+def _precondition(precond):
+    """``F -> P @ F`` for a ``precond`` of :func:`fit_preconditioner` (None stays None)."""
+    if precond is None:
+        return None
+    return lambda F: apply_preconditioner(precond, F)
 
 
 class LandingCCA(
@@ -641,13 +558,15 @@ class LandingCCA(
         self._Wx, dx = landing_block_step(
             self._Wx, Gx, Xb, self.reg, BWx, learning_rate=self._lr[0] * factor,
             omega=self._omega[0], epsilon=self.epsilon,
-            BW2=BWx2 if two else None, G2=Gx2 if two else None, precond=self._prec[0],
+            BW2=BWx2 if two else None, G2=Gx2 if two else None,
+            precondition=_precondition(self._prec[0]),
             curvature_rows=curvature_rows,
         )
         self._Wy, dy = landing_block_step(
             self._Wy, Gy, Yb, self.reg, BWy, learning_rate=self._lr[1] * factor,
             omega=self._omega[1], epsilon=self.epsilon,
-            BW2=BWy2 if two else None, G2=Gy2 if two else None, precond=self._prec[1],
+            BW2=BWy2 if two else None, G2=Gy2 if two else None,
+            precondition=_precondition(self._prec[1]),
             curvature_rows=curvature_rows,
         )
         self.n_iter_ += 1

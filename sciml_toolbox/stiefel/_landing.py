@@ -287,12 +287,12 @@ def plam_direction(X, G, BX, *, omega, check_input=True):
 def _relative_direction(X, G, BX, omega, xp):
     r"""The landing field with the relative gradient of one estimate, in its cheapest form.
 
-    With :math:`M = (BX)^\top BX`, :math:`K = G^\top BX` and :math:`h = X^\top BX - I_p`
-    (symmetrised), :math:`\Psi_B(X) + \omega\nabla\mathcal{N}(X) = \tfrac12(GM - BX\,K) +
+    With :math:`M = (BX)^\top BX`, :math:`K = G^\top BX` and :math:`h = X^\top BX - I_p`,
+    :math:`\Psi_B(X) + \omega\nabla\mathcal{N}(X) = \tfrac12(GM - BX\,K) +
     \omega BX\,h = G\,(M/2) + BX\,(\omega h - K/2)`: two (n, p) x (p, p) products. The
     relative part is B-skew (:math:`(BX)^\top\Psi_B = (K^\top M - MK)/2`), so the symmetric
-    part the safe step needs is :math:`S = X^\top B\Lambda + \Lambda^\top BX = \omega(Mh +
-    hM)`, exactly, from one p x p product instead of an (n, p) one.
+    part the safe step needs is :math:`S = (BX)^\top\Lambda + \Lambda^\top BX = \omega(Mh +
+    (Mh)^\top)`, exactly (for any ``BX``), from one p x p product instead of an (n, p) one.
 
     Parameters
     ----------
@@ -309,12 +309,11 @@ def _relative_direction(X, G, BX, omega, xp):
     S : array, shape (p, p)
         :math:`X^\top B\Lambda + \Lambda^\top BX`.
     h : array, shape (p, p)
-        :math:`X^\top BX - I_p`, symmetrised.
+        :math:`X^\top BX - I_p`.
     """
     M = BX.T @ BX
     K = G.T @ BX
     h = X.T @ BX - _eye(X.shape[1], X, xp)
-    h = 0.5 * (h + h.T)
     D = G @ (0.5 * M) + BX @ (omega * h - 0.5 * K)
     Mh = M @ h
     return D, omega * (Mh + Mh.T), h
