@@ -40,13 +40,14 @@ def epoch_batches(X, Y, batch_size, rng):
 
 def _xw(X, W):
     """``X @ W`` for a tall ``X`` (r, d), evaluated as ``(W^T X^T)^T``: the same product,
-    up to 2x faster with OpenBLAS for r in the thousands (``benchmarks/stiefel.md``)."""
+    faster with OpenBLAS (``bench_stiefel.py --only products``, ``benchmarks/stiefel.md``)."""
     return (W.T @ X.T).T
 
 
 def _xtv(X, V):
-    """``X^T @ V`` for a tall ``X`` (r, d) and V (r, c), evaluated as ``(V^T X)^T``: up to 5x
-    faster with OpenBLAS than the transposed-left product for r in the thousands."""
+    """``X^T @ V`` for a tall ``X`` (r, d) and V (r, c), evaluated as ``(V^T X)^T``: the same
+    product, faster with OpenBLAS than the transposed-left one (``bench_stiefel.py --only
+    products``)."""
     return (V.T @ X).T
 
 
