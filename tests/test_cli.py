@@ -28,6 +28,9 @@ def test_demo_backends_writes_index(tmp_path, capsys):
 
 
 def test_failing_demo_does_not_stop_the_others(tmp_path, capsys, monkeypatch):
+    # register the real demos first: modules imported while the registry is patched would not
+    # register again in the real one afterwards (tests after this one would see no demo)
+    _demos.get_demos()
     registry = dict(_demos._REGISTRY)
 
     def boom(out_dir, device):
@@ -77,6 +80,7 @@ def test_demo_cuda_without_cuda_fails_up_front(tmp_path, capsys, monkeypatch):
 
 
 def test_duplicate_demo_name_rejected(monkeypatch):
+    _demos.get_demos()  # see test_failing_demo_does_not_stop_the_others
     monkeypatch.setattr(_demos, "_REGISTRY", {})
     _demos.register_demo("x", "one")(lambda o, d: {})
     with pytest.raises(ValueError, match="already registered"):
