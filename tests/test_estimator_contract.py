@@ -340,6 +340,9 @@ def _check_schema(hist):
     assert hist["iteration"] == sorted(hist["iteration"])
     assert all(math.isfinite(v) for v in hist["loss"])
     assert all(v >= 0 for v in hist["constraint_violation"])
+    # wall-clock seconds since the fit started, recorded at every iteration
+    assert all(math.isfinite(t) and t >= 0 for t in hist["time"])
+    assert hist["time"] == sorted(hist["time"])
 
 
 @pytest.mark.parametrize("name", ["LandingCCA", "LandingICA", "BilevelRidgeCV",

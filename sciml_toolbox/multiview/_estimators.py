@@ -265,6 +265,7 @@ class MVICA(MNEICAMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Esti
             W0 = from_numpy(W0, Z)
             rho0, tau0 = np.ones((m, k)), np.zeros((m, k))
         rho0, tau0 = centre_warps(rho0, tau0)  # exact gauge (forward mean warp = identity)
+        times = []
         if prm["max_iter"] == 0:
             W, rho, tau, n_iter, history = (W0, from_numpy(rho0, Z), from_numpy(tau0, Z), 0, [])
         else:
@@ -272,7 +273,7 @@ class MVICA(MNEICAMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Esti
                 Z, W0, rho0, tau0, warps=warps, noise=prm["noise"], n_concat=prm["n_concat"],
                 onset=prm["onset"], max_dilation=prm["max_dilation"],
                 max_shift=prm["max_shift"], penalty=prm["penalty"], max_iter=prm["max_iter"],
-                tol=prm["tol"], smoothing=prm["smoothing"], verbose=self.verbose)
+                tol=prm["tol"], smoothing=prm["smoothing"], verbose=self.verbose, times=times)
         # forward-model warps, then the exact gauge: composing every subject's warp with the
         # inverse of the mean warp (c, d) of a source leaves the model unchanged up to the
         # wrap-around, and makes the mean dilation 1 and the mean shift 0 exactly
@@ -303,7 +304,7 @@ class MVICA(MNEICAMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Esti
         n_rec = len(history)
         self.history_ = dict(zip(HISTORY_KEYS, (
             list(range(1, n_rec + 1)), list(history), [0.0] * n_rec,
-            [math.nan] * (n_rec - 1) + [time.perf_counter() - t0] * (n_rec > 0)), strict=True))
+            [t - t0 for t in times]), strict=True))
         self._rho_unwarp, self._tau_unwarp = rho, tau
         self.n_components_ = k
         self.n_concat_ = prm["n_concat"]

@@ -16,6 +16,7 @@ The pipeline follows Richard et al. (2020) and Heurtebise et al. (2024):
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -83,15 +84,18 @@ def _progress(total, desc, verbose):
     return tqdm(total=total, desc=desc, disable=not verbose, leave=True)
 
 
-def _lbfgsb(fun, x0, bounds, max_iter, tol, history, what, verbose=False):
+def _lbfgsb(fun, x0, bounds, max_iter, tol, history, what, verbose=False, times=None):
     """SciPy L-BFGS-B on a host vector; ``fun(x) -> (loss, grad)`` (NumPy).
 
-    With ``verbose``, a tqdm bar advances at every iteration and shows the loss.
+    With ``verbose``, a tqdm bar advances at every iteration and shows the loss. ``times``,
+    if a list, receives ``time.perf_counter()`` at every iteration, beside ``history``.
     """
     bar = _progress(max_iter, what, verbose)
 
     def callback(intermediate_result):
         history.append(float(intermediate_result.fun))
+        if times is not None:
+            times.append(time.perf_counter())
         bar.update(1)
         if len(history) % 10 == 1:
             bar.set_postfix(loss=f"{history[-1]:.6g}", refresh=False)
@@ -454,7 +458,7 @@ def centre_warps(rho, tau):
 
 def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, onset=0,
                      max_dilation=1.0, max_shift=0.0, penalty=1.0, max_iter=3000, tol=1e-7,
-                     smoothing=1, verbose=False):
+                     smoothing=1, verbose=False, times=None):
     """Joint L-BFGS-B over all unmixing matrices and (optionally) warps.
 
     Parameters
@@ -485,6 +489,8 @@ def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, 
     n_iter : int
     history : list of float
         Loss after every iteration.
+
+    ``times``, if a list, receives the ``time.perf_counter()`` of every iteration.
     """
     xp = get_namespace(Z)
     m, k, total = Z.shape
@@ -576,7 +582,8 @@ def fit_warped_mvica(Z, W0, rho0, tau0, *, warps="both", noise=1.0, n_concat=1, 
         bounds += [(0.0, 0.0)] * (m * k)
     x0 = np.clip(x0, [b[0] for b in bounds], [b[1] for b in bounds])
     history = []
-    res = _lbfgsb(fun, x0, bounds, max_iter, tol, history, "multi-view ICA", verbose)
+    res = _lbfgsb(fun, x0, bounds, max_iter, tol, history, "multi-view ICA", verbose,
+                  times=times)
     if verbose:
         print(f"L-BFGS-B: {res.nit} iterations, {res.nfev} evaluations, loss {res.fun:.6g}")
     W, r, d = unpack(res.x)
