@@ -241,3 +241,22 @@ def array_cases(spec):
 def good_cases(spec):
     """``{case_id: Probe}`` as pytest params of the good calls."""
     return [pytest.param(probe, id=case_id) for case_id, probe in spec.items()]
+
+
+def spec_tests(spec):
+    """The two tests a probe module runs on its ``{case_id: Probe}`` spec.
+
+    Returns ``(test_good_call, test_bad_array)``: every good call gives a finite result with
+    its inputs unchanged, and every array argument is tried with each variant of
+    :func:`bad_arrays`. Assign them to module-level names starting with ``test_``.
+    """
+
+    @pytest.mark.parametrize("probe", good_cases(spec))
+    def test_good_call(probe):
+        probe.run_good()
+
+    @pytest.mark.parametrize("probe, arg", array_cases(spec))
+    def test_bad_array(probe, arg):
+        probe.run_variants(arg)
+
+    return test_good_call, test_bad_array

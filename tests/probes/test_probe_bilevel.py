@@ -23,7 +23,7 @@ from sciml_toolbox.bilevel import (
     unrolled_hypergradient,
 )
 
-from ._probe_utils import Probe, array_cases, expect_error, good_cases
+from ._probe_utils import Probe, expect_error, spec_tests
 
 PROBED = {"sciml_toolbox.bilevel": {
     "AutogradProblem", "BilevelLogisticRegressionCV", "BilevelRidgeCV", "BilevelProblem",
@@ -98,14 +98,7 @@ SPEC = {
 }
 
 
-@pytest.mark.parametrize("probe", good_cases(SPEC))
-def test_good_call(probe):
-    probe.run_good()
-
-
-@pytest.mark.parametrize("probe, arg", array_cases(SPEC))
-def test_bad_array(probe, arg):
-    probe.run_variants(arg)
+test_good_call, test_bad_array = spec_tests(SPEC)
 
 
 def _torch_problem():

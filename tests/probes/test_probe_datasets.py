@@ -14,7 +14,7 @@ from sciml_toolbox.datasets import (
     simulate_meg_group_study,
 )
 
-from ._probe_utils import Probe, array_cases, expect_error, good_cases
+from ._probe_utils import Probe, expect_error, spec_tests
 
 PROBED = {"sciml_toolbox.datasets": {
     "make_multiview_sources", "apply_warps", "simulate_meg_group_study", "load_camcan",
@@ -32,14 +32,7 @@ SPEC = {
 }
 
 
-@pytest.mark.parametrize("probe", good_cases(SPEC))
-def test_good_call(probe):
-    probe.run_good()
-
-
-@pytest.mark.parametrize("probe, arg", array_cases(SPEC))
-def test_bad_array(probe, arg):
-    probe.run_variants(arg)
+test_good_call, test_bad_array = spec_tests(SPEC)
 
 
 @pytest.mark.parametrize("call, name", [

@@ -19,7 +19,7 @@ from sciml_toolbox.dynamics import (
     w2_to_gaussian,
 )
 
-from ._probe_utils import Probe, array_cases, expect_error, good_cases
+from ._probe_utils import Probe, expect_error, spec_tests
 
 PROBED = {"sciml_toolbox.dynamics": {
     "attention_velocity", "simulate_particles", "gaussian_vector_field", "gaussian_ode",
@@ -62,14 +62,7 @@ SPEC = {
 }
 
 
-@pytest.mark.parametrize("probe", good_cases(SPEC))
-def test_good_call(probe):
-    probe.run_good()
-
-
-@pytest.mark.parametrize("probe, arg", array_cases(SPEC))
-def test_bad_array(probe, arg):
-    probe.run_variants(arg)
+test_good_call, test_bad_array = spec_tests(SPEC)
 
 
 # mismatched shapes, one-sample input, out-of-range options

@@ -19,7 +19,7 @@ from sciml_toolbox.multiview import (
     warp_errors,
 )
 
-from ._probe_utils import Probe, array_cases, check_call, expect_error, good_cases
+from ._probe_utils import Probe, check_call, expect_error, spec_tests
 
 PROBED = {"sciml_toolbox.multiview": {
     "MVICA", "MVICAD", "MVICAD2", "amari_distance", "warp_errors", "warp", "sources_to_mne",
@@ -79,14 +79,7 @@ for _n in ESTIMATORS:
     SPEC[f"{_n}.inverse_transform"] = Probe(_inverse(_n), X=_S, skip={"X": ("ndim_down",)})
 
 
-@pytest.mark.parametrize("probe", good_cases(SPEC))
-def test_good_call(probe):
-    probe.run_good()
-
-
-@pytest.mark.parametrize("probe, arg", array_cases(SPEC))
-def test_bad_array(probe, arg):
-    probe.run_variants(arg)
+test_good_call, test_bad_array = spec_tests(SPEC)
 
 
 def _list_of_views():

@@ -27,7 +27,7 @@ from sciml_toolbox.stiefel import (
     safe_step_size,
 )
 
-from ._probe_utils import Probe, array_cases, expect_error, good_cases
+from ._probe_utils import Probe, expect_error, spec_tests
 
 PROBED = {"sciml_toolbox.stiefel": {
     "LandingCCA", "LandingICA", "generalized_eigh", "make_cca_data", "make_gevp_pencil",
@@ -117,14 +117,7 @@ SPEC = {
 }
 
 
-@pytest.mark.parametrize("probe", good_cases(SPEC))
-def test_good_call(probe):
-    probe.run_good()
-
-
-@pytest.mark.parametrize("probe, arg", array_cases(SPEC))
-def test_bad_array(probe, arg):
-    probe.run_variants(arg)
+test_good_call, test_bad_array = spec_tests(SPEC)
 
 
 @pytest.mark.parametrize("call, name", [
