@@ -386,9 +386,6 @@ def make_generator(random_state, xp, device=None, *, native=False):
     """
     if isinstance(random_state, Generator):
         return random_state
-    if isinstance(random_state, (str, bytes, float)):
-        raise TypeError("random_state must be None, a non-negative int, a "
-                        f"numpy.random.Generator or RandomState, got {random_state!r}")
     return Generator(random_state, xp, device, native=native)
 
 
