@@ -196,7 +196,13 @@ def apply_rope(x, cos, sin):
 
 
 def _check_tokens(idx, name, vocab_size):
-    """Raise unless ``idx`` is a 2-D integer tensor of ids in [0, vocab_size)."""
+    """Raise unless ``idx`` is a 2-D integer tensor of ids in [0, vocab_size).
+
+    The value range is scanned on CPU tensors only: on an accelerator the scan would cost a
+    host synchronisation at every forward, and ``train`` already checks once that the corpus's
+    vocabulary fits the model (an id out of range there still stops the kernel with torch's
+    device-side assertion).
+    """
     if not isinstance(idx, torch.Tensor):
         raise TypeError(f"{name} must be a LongTensor of shape (batch, seq_len), got "
                         f"{type(idx).__name__}")
@@ -204,8 +210,8 @@ def _check_tokens(idx, name, vocab_size):
         raise TypeError(f"{name} must hold integer token ids, got dtype {idx.dtype}")
     if idx.ndim != 2:
         raise ValueError(f"{name} must have shape (batch, seq_len), got {tuple(idx.shape)}")
-    if idx.numel():
-        lo, hi = (int(v) for v in torch.aminmax(idx))  # one pass, one device sync
+    if idx.numel() and idx.device.type == "cpu":
+        lo, hi = (int(v) for v in torch.aminmax(idx))  # one pass
         if lo < 0 or hi >= vocab_size:
             raise ValueError(f"{name} has token ids outside [0, vocab_size={vocab_size}): min "
                              f"{lo}, max {hi}")
