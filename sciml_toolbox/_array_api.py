@@ -509,7 +509,7 @@ def slogdet(a):
     return tuple(_linalg(xp).slogdet(a))
 
 
-def sqrtm_psd(a, *, inverse=False, eps=0.0):
+def sqrtm_psd(a, *, inverse=False, eps=0.0, check=True):
     """Symmetric square root (or inverse square root) of PSD matrices by ``eigh``.
 
     Parameters
@@ -520,6 +520,10 @@ def sqrtm_psd(a, *, inverse=False, eps=0.0):
         Return ``a^{-1/2}`` instead of ``a^{1/2}``.
     eps : float, default=0.0
         Eigenvalues are clipped below at ``eps`` before the power is taken.
+    check : bool, default=True
+        Raise when ``a`` is not PSD beyond round-off (below). Solvers that call this on a
+        matrix PSD by construction (a Gram matrix in a loop) pass False: on a GPU the check
+        costs a host synchronisation.
 
     Returns
     -------
@@ -533,7 +537,7 @@ def sqrtm_psd(a, *, inverse=False, eps=0.0):
     """
     xp = get_namespace(_check_array_arg(a, "a", min_ndim=2, square=True))
     w, v = eigh(a)
-    if w.shape[-1] and bool(xp.any(w[..., 0] < -1e-6 * xp.max(xp.abs(w), axis=-1))):
+    if check and w.shape[-1] and bool(xp.any(w[..., 0] < -1e-6 * xp.max(xp.abs(w), axis=-1))):
         raise ValueError("a must be positive semi-definite: its smallest eigenvalue is "
                          f"{float(xp.min(w[..., 0])):.3g}")
     w = xp.clip(w, eps, None) if eps > 0 else xp.clip(w, 0.0, None)

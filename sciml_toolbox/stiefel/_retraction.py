@@ -106,5 +106,5 @@ def polar_retraction(Y, BY, *, check_input=True):
     gram = _gram(Y, BY, xp)
     if check_input:
         _check_gram(gram, xp)
-    W = sqrtm_psd(gram, inverse=True)
+    W = sqrtm_psd(gram, inverse=True, check=check_input)  # Y^T B Y: PSD by construction
     return Y @ W, BY @ W
