@@ -30,7 +30,8 @@ fixed before the first run, and every run is reported (``results/attention_study
   Hybrid-Norm); ``sigmoid_no_stab`` (b = -log n, QK-norm, no Hybrid-Norm).
 - Training: :func:`sciml_toolbox.nn.lm.train`, AdamW (betas 0.9, 0.95, weight decay 0.1 on
   matrices), gradient clipping at 1.0, 600 steps of 16 windows, 30 warmup steps then cosine decay
-  to 10%; peak learning rates {1e-3, 3e-3, 1e-2} for every variant; seeds {0, 1, 2} (the seed
+  to 10%; peak learning rates {1e-3, 3e-3, 1e-2} for every variant (the first grid, extended
+  by the amendment below); seeds {0, 1, 2} (the seed
   sets the initialisation and the batch order: for a given seed every variant sees the same
   batches). A run whose training loss becomes non-finite is reported as diverged (final loss
   +inf).
@@ -44,8 +45,19 @@ fixed before the first run, and every run is reported (``results/attention_study
   seed means at their best learning rates is within two standard errors,
   ``2 sqrt((s_1^2 + s_2^2) / 3)`` (``s`` the seed standard deviations); an ablation matters if
   it is worse than the full sigmoid variant by more than the same margin.
+- Amendment, added after the first run (2026-12-06) and before any further run: the first grid
+  {1e-3, 3e-3, 1e-2} did not bracket the optimum (every variant's best learning rate was 1e-2,
+  the largest of the grid), so a verdict "at the best learning rate" would have been taken at
+  the grid's edge. Rule: the grid is extended upwards by factors of about 3 (3e-2, then 1e-1 if
+  3e-2 is still the best for some variant, and so on), every new rate for every variant and
+  seed, until each variant's best learning rate is interior to the grid, that is until the next
+  larger rate diverges or gives a worse seed mean for every variant (downwards the same way,
+  should a best rate be the smallest). The runs already made are kept, not rerun (``--reuse``);
+  the selection and the verdict rules above are unchanged and apply to the extended grid.
 
-Run: ``python benchmarks/bench_attention.py [--study]``.
+Run: ``python benchmarks/bench_attention.py [--study]``. ``--study --reuse [--lrs 3e-2,...]``
+keeps the runs stored in the result file (same protocol) and trains only the missing
+(variant, learning rate, seed) triples, then writes the summary of the union.
 """
 
 from __future__ import annotations
@@ -78,6 +90,12 @@ def _flags(p):
     p.add_argument("--study", action="store_true",
                    help="the training study (sigmoid vs softmax attention on TinyLM) instead of "
                         "the kernel timings")
+    p.add_argument("--lrs", default=None,
+                   help="study: peak learning rates to train, e.g. 3e-2,1e-1 (default: the "
+                        "protocol's grid)")
+    p.add_argument("--reuse", action="store_true",
+                   help="study: keep the runs stored in the result file (same protocol) and "
+                        "train only the missing (variant, lr, seed); summarise the union")
     p.add_argument("--worker", nargs=5, default=None, metavar=("METHOD", "N", "MODE", "H", "D"),
                    help=argparse.SUPPRESS)
 
@@ -385,7 +403,7 @@ def _gpu_line(r):
 # --------------------------------------------------------------------------------------- study
 STUDY = dict(seq_len=64, d_model=64, n_layers=2, n_heads=4, d_ff=256, batch_size=16, steps=600,
              warmup_steps=30, min_lr_ratio=0.1, weight_decay=0.1, betas=(0.9, 0.95),
-             grad_clip=1.0, lrs=(1e-3, 3e-3, 1e-2), seeds=(0, 1, 2), mixture=(0.5, 0.5),
+             grad_clip=1.0, lrs=(1e-3, 3e-3, 1e-2, 3e-2), seeds=(0, 1, 2), mixture=(0.5, 0.5),
              eval_every=100, eval_windows=64, norm_every_step_until=100, norm_every=10)
 VARIANTS = {
     "softmax": dict(attention="softmax", qk_norm=True, attn_norm="hybrid"),
@@ -489,6 +507,9 @@ def study_summary(runs, cfg=STUDY):
             table[variant][str(lr)]["n_diverged"] = sum(r["diverged_at_step"] is not None
                                                         for r in rs)
     best = {v: min(table[v], key=lambda lr, v=v: table[v][lr]["mean"]["mean"]) for v in table}
+    # the amendment's stopping rule: a best rate at either end of the grid is not an optimum
+    ends = {str(min(cfg["lrs"])), str(max(cfg["lrs"]))}
+    interior = {v: best[v] not in ends for v in best}
 
     def compare(a, b):
         ma, sa = table[a][best[a]]["mean"]["mean"], table[a][best[a]]["mean"]["std"]
@@ -504,37 +525,95 @@ def study_summary(runs, cfg=STUDY):
     v["matches"] = bool(abs(v["diff"]) <= v["two_se"])
     for key in ("no_bias_vs_sigmoid", "no_stab_vs_sigmoid"):
         verdict[key]["matters"] = bool(verdict[key]["diff"] > verdict[key]["two_se"])
-    return {"table": table, "best_lr": best, "verdict": verdict}
+    return {"table": table, "best_lr": best, "best_lr_interior": interior, "verdict": verdict}
+
+
+def _run_key(run):
+    return run["variant"], float(run["lr"]), int(run["seed"])
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj))
+
+
+def _stored_runs(path, cfg):
+    """Runs and sessions of an earlier result at ``path``, checked to follow the same protocol
+    as ``cfg`` in everything but the learning-rate grid."""
+    doc = json.loads(Path(path).read_text())
+    res = doc["results"]
+    proto = {k: v for k, v in res["protocol"].items() if k != "lrs"}
+    want = _jsonable({**{k: v for k, v in cfg.items() if k != "lrs"}, "variants": VARIANTS})
+    if proto != want:
+        diff = sorted(k for k in set(proto) | set(want) if proto.get(k) != want.get(k))
+        raise SystemExit(f"--reuse: {path} follows another protocol (differs in {diff})")
+    sessions = res.get("sessions") or [{  # a result written before sessions were recorded
+        "date": doc["date"], "commit": doc["machine"].get("commit"),
+        "command": res["settings"]["command"], "threads": res["settings"]["threads"],
+        "lrs": res["protocol"]["lrs"], "n_runs": len(res["runs"]),
+        "wall_seconds": res["total_seconds"]}]
+    return res["runs"], sessions
+
+
+def _missing(runs, cfg):
+    """The (variant, lr, seed) triples of ``cfg``'s grid that ``runs`` lack, in run order."""
+    have = {_run_key(r) for r in runs}
+    return [(v, lr, seed) for seed in cfg["seeds"] for lr in cfg["lrs"] for v in VARIANTS
+            if (v, float(lr), seed) not in have]
+
+
+def _ordered(runs, cfg):
+    """``runs`` in the order a full run of ``cfg`` makes them (seed, lr, variant)."""
+    rank = {key: i for i, key in enumerate(_missing([], cfg))}
+    return sorted(runs, key=lambda r: rank[_run_key(r)])
 
 
 def run_study(args):
-    """Train every (variant, learning rate, seed) of :data:`STUDY`; write and print the result."""
+    """Train every (variant, learning rate, seed) of :data:`STUDY` (with ``--reuse``, only those
+    the result file lacks; ``--lrs`` sets the rates to train); write and print the result."""
     cfg = dict(STUDY)
-    runs = []
+    if args.lrs:
+        cfg["lrs"] = tuple(float(x) for x in args.lrs.split(","))
+    out = Path(args.out) if args.out else _common.RESULTS / f"{NAME}_study.json"
+    stored, sessions = [], []
+    if args.reuse and out.is_file():
+        stored, sessions = _stored_runs(out, cfg)
+        cfg["lrs"] = tuple(sorted({float(r["lr"]) for r in stored} | set(cfg["lrs"])))
+    todo = _missing(stored, cfg)
+    print(f"grid {cfg['lrs']}: {len(stored)} stored runs kept, {len(todo)} to train", flush=True)
+    runs = list(stored)
     t0 = time.perf_counter()
-    for seed in cfg["seeds"]:
-        for lr in cfg["lrs"]:
-            for variant in VARIANTS:
-                r = _study_run(variant, lr, seed, cfg)
-                runs.append(r)
-                f = r["final_val_loss"]
-                print(f"{variant:<16} lr {lr:<6g} seed {seed}: "
-                      + ("diverged at step " + str(r["diverged_at_step"])
-                         if r["diverged_at_step"] is not None else
-                         f"val code {f['code']:.4f} prose {f['prose']:.4f} mean {f['mean']:.4f}")
-                      + f" ({r['seconds']:.0f} s, total {time.perf_counter() - t0:.0f} s)",
-                      flush=True)
+    for variant, lr, seed in todo:
+        r = _study_run(variant, lr, seed, cfg)
+        runs.append(r)
+        f = r["final_val_loss"]
+        print(f"{variant:<16} lr {lr:<6g} seed {seed}: "
+              + ("diverged at step " + str(r["diverged_at_step"])
+                 if r["diverged_at_step"] is not None else
+                 f"val code {f['code']:.4f} prose {f['prose']:.4f} mean {f['mean']:.4f}")
+              + f" ({r['seconds']:.0f} s, total {time.perf_counter() - t0:.0f} s)",
+              flush=True)
+    wall = time.perf_counter() - t0
+    command = ("nice -n 10 python benchmarks/bench_attention.py --study"
+               + (" --reuse" if args.reuse else "") + (f" --lrs {args.lrs}" if args.lrs else ""))
+    if todo:
+        sessions.append({"date": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+                         "commit": _common.machine_description().get("commit"),
+                         "command": command, "threads": args.threads,
+                         "lrs": sorted({lr for _, lr, _ in todo}), "n_runs": len(todo),
+                         "wall_seconds": wall})
+    runs = _ordered(runs, cfg)
     summary = study_summary(runs, cfg)
+    # total_seconds: the wall time of all the runs in the file, the cost of one full --study
     payload = {"protocol": {**cfg, "variants": VARIANTS}, "summary": summary, "runs": runs,
-               "total_seconds": time.perf_counter() - t0,
-               "settings": {"threads": args.threads, "command":
-                            "nice -n 15 python benchmarks/bench_attention.py --study"}}
-    out = args.out or _common.RESULTS / f"{NAME}_study.json"
+               "total_seconds": sum(s["wall_seconds"] for s in sessions),
+               "sessions": sessions, "settings": {"threads": args.threads, "command": command}}
     write_result(f"{NAME}_study", payload, mode="full", out=out)
     for variant, lr in summary["best_lr"].items():
         row = summary["table"][variant][lr]
+        edge = "" if summary["best_lr_interior"][variant] else "  (edge of the grid)"
         print(f"best {variant:<16} lr {lr:<6}: " + "  ".join(
-            f"{k} {row[k]['mean']:.4f} +- {row[k]['std']:.4f}" for k in ("code", "prose", "mean")))
+            f"{k} {row[k]['mean']:.4f} +- {row[k]['std']:.4f}" for k in ("code", "prose", "mean"))
+            + edge)
     print(json.dumps(summary["verdict"], indent=1))
     return payload
 
