@@ -9,7 +9,7 @@ import time
 import numpy as np
 import torch
 
-from ..._validation import check_int, check_positive, check_scalar
+from ..._validation import check_int, check_option, check_positive, check_scalar
 from ._corpus import DomainCorpus
 from ._model import TinyLM, TinyLMConfig
 from ._sources import pydoc_topics_text, python_source_text
@@ -20,15 +20,16 @@ __all__ = ["forgetting_study"]
 
 def forgetting_study(model_configs, budgets, fractions, *, pretrain_steps=400, epochs=2.0,
                      seq_len=64, batch_size=16, pretrain_lr=3e-3, finetune_lr=1e-3,
-                     code_bytes=600_000, eval_windows=48, device="cpu", seed=0,
-                     verbose=False):
+                     code_bytes=600_000, eval_windows=48, injection="sampled", curve_points=0,
+                     device="cpu", seed=0, verbose=False):
     """Pretrain models on a generic domain, finetune on a target domain with a fraction ``p``
     of generic data injected, and measure forgetting (Bethune et al., 2025, at small scale).
 
     The generic (pretraining) domain is CPython's standard-library source code; the target
     (finetuning) domain is ``pydoc_data.topics`` English prose with ``D`` unique tokens. Each
     finetuning run lasts ``epochs`` passes over the ``D`` target tokens; a fraction ``p`` of the
-    sequences of every batch comes from the generic domain.
+    sequences of every batch comes from the generic domain: drawn i.i.d. per sequence
+    (``injection='sampled'``), or an exact count per step (``injection='exact'``).
 
     Parameters
     ----------
@@ -47,8 +48,24 @@ def forgetting_study(model_configs, budgets, fractions, *, pretrain_steps=400, e
         Size of the generic domain.
     eval_windows : int, default=48
         Validation windows per domain.
+    injection : {'sampled', 'exact'}, default='sampled'
+        How the generic sequences of a finetuning batch are chosen. ``'sampled'``: the domain
+        of each sequence is drawn from the mixture ``(p, 1 - p)``, so a batch of ``B``
+        sequences holds a binomial number of generic ones (with ``p B < 1`` most batches hold
+        none). ``'exact'``: step ``s`` (0-based) holds exactly
+        ``floor((s + 1) p B + 1/2) - floor(s p B + 1/2)`` generic sequences, so ``k`` steps
+        hold ``round(k p B)`` in all and every step holds at least one when ``p B >= 1``
+        (choose ``batch_size >= 1 / p`` for that); use it when the injected fraction must be
+        the same in every run and every stretch of a run.
+    curve_points : int, default=0
+        Number of evaluations spread evenly over pretraining and over each finetuning run
+        (every ``ceil(steps / curve_points)`` steps, plus before the first and after the last
+        step); 0 evaluates only before and after. The curves are returned (see below); each
+        evaluation costs a forward pass over ``eval_windows`` windows of both domains.
     device : str, default='cpu'
     seed : int, default=0
+        Seeds the initialisation (``seed + index of the config``) and the pretraining and
+        finetuning batches, so two seeds repeat the whole study, pretraining included.
     verbose : bool, default=False
 
     Returns
@@ -59,10 +76,18 @@ def forgetting_study(model_configs, budgets, fractions, *, pretrain_steps=400, e
         ``N, D, p, steps, pretrain_loss`` (generic validation loss after finetuning),
         ``finetune_loss`` (target validation loss), ``L0`` (before finetuning) and
         ``forgetting`` (the fraction of pretraining progress lost,
-        ``(L_after - L0) / (L_init - L0)``).
+        ``(L_after - L0) / (L_init - L0)``), ``generic_sequences`` (generic sequences
+        served during finetuning) and ``seconds``. With ``injection='exact'`` a run also holds
+        ``generic_per_step``, the generic sequences of each finetuning batch as served (a list
+        of ``steps`` ints). With ``curve_points > 0`` each model holds ``pretrain_curve`` and
+        each run ``curve``: ``{'step': [...], 'generic': [...], 'target': [...]}``, the
+        validation losses along training (``step`` 0 is before the first step).
     """
     check_int(pretrain_steps, "pretrain_steps", min_value=1)
     check_positive(epochs, "epochs")
+    check_option(injection, "injection", ("sampled", "exact"))
+    curve_points = check_int(curve_points, "curve_points", min_value=0)
+    batch_size = check_int(batch_size, "batch_size", min_value=1)
     for p in fractions:
         if not 0.0 <= float(p) < 1.0:
             raise ValueError(f"fractions must lie in [0, 1), got {p}")
@@ -78,14 +103,17 @@ def forgetting_study(model_configs, budgets, fractions, *, pretrain_steps=400, e
         pre = DomainCorpus({"generic": code, "target": prose}, seq_len=seq_len,
                            random_state=seed)
         init = evaluate(model, pre, max_windows=eval_windows, device=device)
-        train(model, pre, [1.0, 0.0], pretrain_steps, lr=pretrain_lr, batch_size=batch_size,
-              warmup_steps=max(pretrain_steps // 20, 1), device=device, seed=seed,
-              eval_windows=eval_windows)
+        hist = train(model, pre, [1.0, 0.0], pretrain_steps, lr=pretrain_lr,
+                     batch_size=batch_size, warmup_steps=max(pretrain_steps // 20, 1),
+                     device=device, seed=seed, eval_windows=eval_windows,
+                     eval_every=_eval_every(pretrain_steps, curve_points))
         base = evaluate(model, pre, max_windows=eval_windows, device=device)
         state = copy.deepcopy(model.state_dict())
         info = {"config": cfg.to_dict(), "n_params": model.num_parameters(),
                 "init_pretrain_loss": init["generic"], "pretrain_loss": base["generic"],
                 "target_loss_before": base["target"]}
+        if curve_points:
+            info["pretrain_curve"] = _curve(hist)
         for D in budgets:
             for p in fractions:
                 model.load_state_dict(state)
@@ -93,22 +121,67 @@ def forgetting_study(model_configs, budgets, fractions, *, pretrain_steps=400, e
                                       max_train_tokens={"target": int(D)},
                                       random_state=seed + 1)
                 steps = max(1, math.ceil(epochs * D / (batch_size * seq_len * (1.0 - p))))
+                served = []
+                t1 = time.perf_counter()
                 hist = train(model, corpus, [p, 1.0 - p], steps, lr=finetune_lr,
                              batch_size=batch_size, warmup_steps=max(steps // 20, 1),
-                             device=device, seed=seed, eval_windows=eval_windows)
+                             device=device, seed=seed, eval_windows=eval_windows,
+                             eval_every=_eval_every(steps, curve_points),
+                             batch_fn=(_exact_batches(corpus, p, batch_size, served)
+                                       if injection == "exact" else None))
                 after = hist.final_val_loss()
                 forget = (after["generic"] - base["generic"]) / (
                     init["generic"] - base["generic"])
-                result["runs"].append({
-                    "N": info["n_params"], "D": int(D), "p": float(p), "steps": steps,
-                    "L0": base["generic"], "pretrain_loss": after["generic"],
-                    "finetune_loss": after["target"], "forgetting": float(forget)})
+                run = {"N": info["n_params"], "D": int(D), "p": float(p), "steps": steps,
+                       "L0": base["generic"], "pretrain_loss": after["generic"],
+                       "finetune_loss": after["target"], "forgetting": float(forget),
+                       "generic_sequences": corpus.tokens_seen["generic"] // seq_len,
+                       "seconds": time.perf_counter() - t1}
+                if injection == "exact":
+                    run["generic_per_step"] = served
+                if curve_points:
+                    run["curve"] = _curve(hist)
+                result["runs"].append(run)
                 if verbose:
                     print(f"N={info['n_params']} D={D} p={p}: L_pt {base['generic']:.3f} -> "
                           f"{after['generic']:.3f}, L_ft {after['target']:.3f}")
         info["seconds"] = time.perf_counter() - t0
         result["models"].append(info)
     return result
+
+
+def _eval_every(steps, curve_points):
+    """Evaluation period of ``train`` for ``curve_points`` evaluations (None: only at the end)."""
+    return math.ceil(steps / curve_points) if curve_points else None
+
+
+def _curve(hist):
+    """The validation losses recorded along one training run."""
+    return {"step": list(hist.eval_step), "generic": list(hist.val_loss["generic"]),
+            "target": list(hist.val_loss["target"])}
+
+
+def _exact_batches(corpus, p, batch_size, served):
+    """``batch_fn`` of ``train`` with ``round``-telescoped generic counts per step.
+
+    Step ``s`` gets ``floor((s + 1) p B + 1/2) - floor(s p B + 1/2)`` generic sequences (first
+    rows) and target sequences for the rest; the count of each served batch, read from its
+    domain labels, is appended to ``served``.
+    """
+    generic = corpus.domain_index("generic")
+
+    def cumulative(s):
+        return math.floor(s * p * batch_size + 0.5)
+
+    def batch_fn(state):
+        k = cumulative(state.step + 1) - cumulative(state.step)
+        parts = [corpus.domain_batch(name, n) for name, n in
+                 (("generic", k), ("target", batch_size - k)) if n > 0]
+        x, y, d = (torch.cat(t) for t in zip(*parts, strict=True))
+        served.append(int((d == generic).sum()))
+        return x, y, d
+
+    return batch_fn
 
 
 _RUN_KEYS = ("N", "D", "p", "L0", "pretrain_loss", "finetune_loss")
