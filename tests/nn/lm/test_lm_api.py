@@ -51,6 +51,17 @@ def test_stdlib_corpus_code_and_prose():
     assert email.unique_tokens["email"] == 9000
 
 
+def test_code_domain_excludes_codec_tables_and_the_prose_domain():
+    # the whole standard library (about 10 MB): no generated codec table, and no copy of the
+    # prose domain (pydoc_data/topics.py), whose text would otherwise leak into "code"
+    code = python_source_text(50_000_000)
+    assert "gencodec.py" not in code
+    prose = pydoc_topics_text()
+    probe = prose[len(prose) // 2:len(prose) // 2 + 200]
+    assert probe not in code
+    assert "import encodings" in code or "def search_function" in code  # encodings' code stays
+
+
 def test_max_train_tokens_and_epochs():
     corpus = DomainCorpus({"a": np.arange(2000) % 200}, seq_len=10, max_train_tokens=100)
     assert corpus.unique_tokens["a"] == 100
