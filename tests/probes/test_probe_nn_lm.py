@@ -449,9 +449,18 @@ _SMALL = dict(seq_len=8, batch_size=2)
     (dict(optimizers=()), ValueError, "optimizers"),
     (dict(optimizers="SGD"), ValueError, "optimizers"),
     (dict(optimizers=("AdamW", None)), ValueError, "optimizers"),
+    (dict(lr={"AdamW": 1e-3}), ValueError, "lr"), (dict(lr={"AdamW": 1e-3, "AdEMAMix": NAN}),
+                                                   ValueError, "lr"),
+    (dict(forgetting=1), TypeError, "forgetting"), (dict(corpus="prose"), TypeError, "corpus"),
+    (dict(seq_len=8, corpus="two"), ValueError, "corpus"),
+    (dict(seq_len=16, corpus="one"), ValueError, "seq_len"),
 ])
 def test_compare_optimizers_bad_arguments(kw, exc, match):
     kw = dict(dict(n_steps=4, **_SMALL), **kw)
+    if kw.get("corpus") in ("one", "two"):  # a real corpus: one domain, or two
+        doms = {"a": "abcdefgh" * 40} if kw["corpus"] == "one" else {
+            "a": "abcdefgh" * 40, "b": "hgfedcba" * 40}
+        kw["corpus"] = DomainCorpus(doms, seq_len=8)
     with pytest.raises(exc) as info:
         compare_optimizers(**kw)
     assert names(str(info.value), match), str(info.value)
@@ -465,7 +474,7 @@ def test_compare_optimizers_one_step():
     assert len(h["train_loss"]) == 1 and len(h["val_loss"]) == 2
     assert h["gap_after_probe"] == pytest.approx(h["gap"][1]) and math.isfinite(h["gap_final"])
     # the step-0 losses are those of the same initial model with and without the probe
-    assert h["probe_loss"][0] == h["probe_loss_without_probe"][0]
+    assert h["probe_loss"][0] == h["probe_loss_with_probe"][0]
 
 
 _RUN = dict(N=10, D=20, p=0.5, L0=3.0, pretrain_loss=2.5, finetune_loss=1.5)
